@@ -1,0 +1,95 @@
+"""The `muse` command: synth, prepare and score subcommands over the muse package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _csv_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from muse.data.synthetic import synthesize
+
+    out = synthesize(
+        args.out, videos=args.videos, minutes=args.minutes, seed=args.seed,
+        features=args.features, scale=args.scale,
+    )
+    print(f"synthetic MuSe-CaR package written to {out}")
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from muse.data.prepare import prepare
+
+    stores = prepare(
+        args.package, args.out, tasks=args.tasks, features=args.features,
+        audio_rate=0 if args.no_audio else args.audio_rate,
+    )
+    for task, path in stores.items():
+        print(f"{task}: {path}")
+
+
+def _score(args: argparse.Namespace) -> None:
+    from muse.data.layout import aggregated_file
+    from muse.scoring import score_files
+
+    labels = args.labels
+    if labels is None:
+        if args.package is None:
+            raise SystemExit("muse score: give --labels AGG_CSV or --package DIR --partition P")
+        labels = aggregated_file(args.package, args.task, args.partition)
+    print(json.dumps(score_files(args.task, labels, args.predictions), indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="muse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write a synthetic MuSe-CaR in the official layout")
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--videos", type=int, default=None, help="number of videos")
+    synth.add_argument("--minutes", type=float, default=None, help="mean minutes per video")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--features", type=_csv_list, default=None,
+                       help="comma-separated feature sets (default: a small demo selection)")
+    synth.add_argument("--scale", choices=("demo", "full"), default="demo")
+    synth.set_defaults(run=_synth)
+
+    prep = commands.add_parser("prepare", help="convert a challenge package into HDF5 stores")
+    prep.add_argument("--package", type=Path, required=True)
+    prep.add_argument("--out", type=Path, required=True)
+    prep.add_argument("--tasks", type=_csv_list, default=["wild", "topic", "trust"])
+    prep.add_argument("--features", type=_csv_list, default=None,
+                      help="comma-separated feature sets (default: every one in the package)")
+    prep.add_argument("--audio-rate", type=int, default=8000)
+    prep.add_argument("--no-audio", action="store_true", help="do not store raw audio")
+    prep.set_defaults(run=_prepare)
+
+    score = commands.add_parser("score", help="score predictions like the official scorer")
+    score.add_argument("--task", choices=("wild", "topic", "trust"), required=True)
+    score.add_argument("--labels", type=Path, default=None, help="aggregated label CSV")
+    score.add_argument("--package", type=Path, default=None)
+    score.add_argument("--partition", choices=("train", "devel", "test"), default="devel")
+    score.add_argument("--predictions", type=Path, required=True)
+    score.set_defaults(run=_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from muse.errors import MuseError
+
+    try:
+        args.run(args)
+    except MuseError as error:
+        print(f"muse {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
