@@ -1,0 +1,26 @@
+"""Session-wide fixtures: one tiny synthetic package and its prepared HDF5 stores for all tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TEST_FEATURES = ["egemaps", "lld", "fasttext", "vggface", "au"]
+
+
+@pytest.fixture(scope="session")
+def demo_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic MuSe-CaR package in the official layout (8 videos of about a minute)."""
+    from muse.data.synthetic import synthesize
+
+    out = tmp_path_factory.mktemp("package") / "muse2020"
+    return synthesize(out, videos=8, minutes=1.0, seed=7, features=TEST_FEATURES)
+
+
+@pytest.fixture(scope="session")
+def demo_stores(demo_package: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The package prepared into one HDF5 store per sub-challenge: {task: path}."""
+    from muse.data.prepare import prepare
+
+    return prepare(demo_package, tmp_path_factory.mktemp("data"), tasks=["wild", "topic", "trust"])
