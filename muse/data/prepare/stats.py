@@ -1,0 +1,31 @@
+"""What a prepare run counts and reports: imputed NaN cells, missing files, dimensions seen."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from muse.data.package import FeatureTable
+from muse.data.prepare.plan import PreparePlan
+from muse.errors import PackageError
+
+
+@dataclass
+class PrepareStats:
+    nan_cells: Counter = field(default_factory=Counter)
+    missing_audio: int = 0
+    missing_unaligned: int = 0
+
+    def add_feature(self, plan: PreparePlan, alignment: str, feature: str,
+                    table: FeatureTable) -> None:
+        """Count NaN cells and fix the dimension of a feature set the layout does not know."""
+        if table.nan_cells:
+            self.nan_cells[f"{alignment}/{feature}"] += table.nan_cells
+        if plan.dims[(alignment, feature)] is None:
+            plan.dims[(alignment, feature)] = table.values.shape[1]
+
+    @staticmethod
+    def no_rows_error(plan: PreparePlan, video: int) -> PackageError:
+        return PackageError(
+            f"{plan.task.folder}: test video {video} has no label files and no aligned feature "
+            "was selected to take its rows from")
