@@ -34,6 +34,13 @@ def _prepare(args: argparse.Namespace) -> None:
         print(f"{task}: {path}")
 
 
+def _demo(args: argparse.Namespace) -> None:
+    from muse.data.demo import ensure_demo
+
+    for task, path in ensure_demo(args.data, seed=args.seed).items():
+        print(f"{task}: {path}")
+
+
 def _score(args: argparse.Namespace) -> None:
     from muse.data.layout import aggregated_file
     from muse.scoring import score_files
@@ -69,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--audio-rate", type=int, default=8000)
     prep.add_argument("--no-audio", action="store_true", help="do not store raw audio")
     prep.set_defaults(run=_prepare)
+
+    demo = commands.add_parser(
+        "demo", help="generate (once) and prepare the built-in synthetic demo in a data directory")
+    demo.add_argument("--data", type=Path, default=Path("data"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
 
     score = commands.add_parser("score", help="score predictions like the official scorer")
     score.add_argument("--task", choices=("wild", "topic", "trust"), required=True)
