@@ -116,7 +116,8 @@ def aggregated_file(package: Path, task: str, partition: str) -> Path:
 
 
 def audio_file(package: Path, task: str, video_id: int, segment_id: int) -> Path:
-    return task_dir(package, task) / "audio_segments" / str(video_id) / f"{video_id}_{segment_id}.wav"
+    folder = task_dir(package, task) / "audio_segments" / str(video_id)
+    return folder / f"{video_id}_{segment_id}.wav"
 
 
 def transcript_file(package: Path, task: str, video_id: int, segment_id: int) -> Path:

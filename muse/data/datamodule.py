@@ -1,0 +1,272 @@
+"""`MuseDataModule`: one LightningDataModule for all three sub-challenges.
+
+Configured by task and feature selection (early fusion: the chosen feature sets concatenated
+in the order given). Wild and trust yield windows of label-aligned steps for training and
+non-overlapping sequences for devel/test; topic yields one item per segment. The batch layouts
+are described in `muse.data.datasets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from muse.data.datasets import (
+    SegmentDataset,
+    SequenceDataset,
+    collate_segments,
+    collate_sequences,
+    make_windows,
+    predictions_frame,
+)
+from muse.data.layout import EMOTION_CLASSES, PARTITIONS, STEP_MS, TASKS, TOPIC_NAMES
+from muse.data.normalization import Normalizer
+from muse.data.store import Store
+from muse.errors import StoreError
+
+CONTINUOUS_TABLE = "label_aligned"
+TOPIC_ALIGNMENT = "egemaps_aligned"
+
+
+def _names(value: str | Iterable[str]) -> list[str]:
+    """A list of names from a list (or Hydra ListConfig) or a comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+class MuseDataModule(pl.LightningDataModule):
+    """Train/devel/test loaders of one store for one task and feature selection.
+
+    Args:
+        store_path: the task's HDF5 store (`muse prepare` output).
+        task: wild, topic or trust.
+        features: feature sets to concatenate, in this order (a list or "a,b,c").
+        targets: label columns, in this order; default every target the store has.
+        window, hop: training window length and hop in label steps (wild, trust).
+        eval_window: devel/test chunk length; None = whole videos.
+        segment_length: topic segments are cropped/padded to this many rows.
+        alignment: topic table, `egemaps_aligned` (default) or `fasttext_aligned`.
+        batch_size, eval_batch_size: training and evaluation batch sizes (eval defaults to
+            batch_size).
+        num_workers: DataLoader workers; each opens the store itself.
+        normalize: standardise features with train statistics.
+        audio: add the raw audio of each step (wild, trust; End2You).
+        memory_budget_mb: features, then audio, are held in memory while they fit; the
+            rest is read from the file per item.
+        seed: seed of the training shuffle.
+    """
+
+    def __init__(
+        self,
+        store_path: str | Path,
+        task: str,
+        features: str | Sequence[str],
+        targets: str | Sequence[str] | None = None,
+        window: int = 50,
+        hop: int = 50,
+        eval_window: int | None = None,
+        segment_length: int = 500,
+        alignment: str | None = None,
+        batch_size: int = 50,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        normalize: bool = False,
+        audio: bool = False,
+        memory_budget_mb: float = 2048,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        self.task = task
+        self.spec = TASKS[task]  # targets, scored targets and key columns of the task
+        self.store_path = Path(store_path)
+        self.features = _names(features)
+        if not self.features:
+            raise ValueError("choose at least one feature set")
+        self._targets = None if targets is None else tuple(_names(targets))
+        if self.spec.continuous:
+            if alignment not in (None, CONTINUOUS_TABLE):
+                raise ValueError(f"{task} reads `{CONTINUOUS_TABLE}` features, not {alignment!r}")
+            self.table = CONTINUOUS_TABLE
+        else:
+            self.table = alignment or TOPIC_ALIGNMENT
+            if self.table not in self.spec.aligned:
+                raise ValueError(
+                    f"topic alignment must be one of {', '.join(self.spec.aligned)}, "
+                    f"not {self.table!r}"
+                )
+            if audio:
+                raise ValueError("audio=True is for the continuous tasks (wild, trust)")
+        self.window, self.hop, self.eval_window = window, hop, eval_window
+        self.segment_length = segment_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.normalize = normalize
+        self.audio = audio
+        self.memory_budget_mb = memory_budget_mb
+        self.seed = seed
+        self._store: Store | None = None
+        self._training: Dataset | None = None
+        self._evaluation: dict[str, Dataset] = {}
+
+    # -- what a model needs to know before setup ---------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            store = Store(self.store_path, self.memory_budget_mb)
+            if store.task != self.task:
+                raise StoreError(f"{store.path}: a {store.task} store, not {self.task}")
+            self._store = store
+        return self._store
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets of the labels, in order (default: every target the store has)."""
+        if self._targets is None:
+            return self.store.targets
+        missing = [t for t in self._targets if t not in self.store.targets]
+        if missing:
+            raise StoreError(
+                f"{self.store.path}: no target {', '.join(missing)}; "
+                f"the store has: {', '.join(self.store.targets)}"
+            )
+        return self._targets
+
+    @property
+    def feature_dim(self) -> int:
+        return sum(self.store.feature_dims(self.table, self.features))
+
+    @property
+    def num_classes(self) -> dict[str, int]:
+        """{target: classes} for topic; empty for the continuous (regression) tasks."""
+        if self.spec.continuous:
+            return {}
+        return {t: len(TOPIC_NAMES) if t == "topic" else EMOTION_CLASSES for t in self.targets}
+
+    @property
+    def audio_samples_per_step(self) -> int:
+        return self.store.audio_rate * STEP_MS // 1000
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets once (Lightning calls this for every stage).
+
+        Training items are windows (continuous) or segments (topic) of the train partition;
+        evaluation items of every partition cover each labelled row or segment exactly once.
+        """
+        if self._evaluation:
+            return
+        store = self.store
+        rows = store.rows(self.table, self.features)
+        normalizer = None
+        if self.normalize:
+            offsets = store.read(f"{self.table}/video_offsets")
+            train = store.videos("train")
+            normalizer = Normalizer.fit(rows, offsets[train], offsets[train + 1])
+        build = self._sequences if self.spec.continuous else self._segments
+        self._training, self._evaluation = build(store, rows, normalizer)
+        # Everything needed is read: close the handle so forked workers inherit none.
+        store.close()
+
+    def _sequences(self, store: Store, rows, normalizer):
+        offsets = store.read(f"{self.table}/video_offsets")
+        labels = np.stack(
+            [store.read(f"{self.table}/labels/{t}") for t in self.targets], axis=1
+        ).astype(np.float32)
+        shared = dict(
+            rows=rows, labels=labels, timestamps=store.read(f"{self.table}/timestamp"),
+            video_ids=store.video_ids, normalizer=normalizer,
+            audio=store.audio() if self.audio else None,
+        )
+        training = SequenceDataset(
+            make_windows(offsets, store.videos("train"), self.window, self.hop), **shared
+        )
+        evaluation = {
+            partition: SequenceDataset(
+                make_windows(offsets, store.videos(partition), self.eval_window), **shared
+            )
+            for partition in PARTITIONS
+        }
+        return training, evaluation
+
+    def _segments(self, store: Store, rows, normalizer):
+        video_offsets = store.read("segments/video_offsets")
+        video_of_segment = np.repeat(np.arange(len(store.video_ids)), np.diff(video_offsets))
+        labels = np.stack(
+            [store.read(f"segments/labels/{t}") for t in self.targets], axis=1
+        ).astype(np.int64)
+        shared = dict(
+            segment_offsets=store.read(f"{self.table}/segment_offsets"),
+            length=self.segment_length, rows=rows, labels=labels,
+            video_ids=store.video_ids[video_of_segment],
+            segment_ids=store.read("segments/segment_id"), texts=store.read("segments/text"),
+            normalizer=normalizer,
+        )
+        evaluation = {
+            partition: SegmentDataset(
+                np.flatnonzero(np.isin(video_of_segment, store.videos(partition))), **shared
+            )
+            for partition in PARTITIONS
+        }
+        return evaluation["train"], evaluation  # a segment is the same item in both roles
+
+    @property
+    def train_dataset(self) -> Dataset:
+        """The training items: windows of the train videos, or train segments."""
+        self.setup()
+        return self._training
+
+    def dataset(self, partition: str) -> Dataset:
+        """The evaluation items of a partition, in store order."""
+        if partition not in PARTITIONS:
+            raise ValueError(f"unknown partition {partition!r}; choose one of {PARTITIONS}")
+        self.setup()
+        return self._evaluation[partition]
+
+    # -- loaders ------------------------------------------------------------------------------
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        if self.spec.continuous:
+            collate = partial(collate_sequences, min_length=self.window if train else 0)
+        else:
+            collate = partial(collate_segments, min_length=self.segment_length)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            generator=torch.Generator().manual_seed(self.seed) if train else None,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("devel"), train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"), train=False)
+
+    def predict_dataloader(self, partition: str = "test") -> DataLoader:
+        """Evaluation items of any partition, in order: every labelled row exactly once."""
+        return self._loader(self.dataset(partition), train=False)
+
+    def predictions_frame(
+        self, batches: Iterable[dict], predictions: Iterable[object],
+        targets: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """`predictions_frame` of `muse.data.datasets`, stacked predictions in `targets` order."""
+        return predictions_frame(batches, predictions, targets or self.targets)

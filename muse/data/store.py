@@ -1,0 +1,237 @@
+"""Read-only access to one HDF5 store written by `muse prepare` (schema: docs/hdf5-store.md).
+
+The h5py.File is opened on first use in each process and never pickled: a DataLoader worker
+receives (or, after a fork, inherits) a store without a usable handle and opens its own, because
+an HDF5 handle survives neither pickling nor a fork. Small arrays (ids, offsets, timestamps,
+labels, texts) are read whole with `read`. Feature and audio arrays, the big ones, are kept in
+memory while they fit the memory budget and are read from the file slice by slice otherwise;
+`rows` and `audio` hand back objects with the same interface in both cases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from muse.data.layout import STEP_MS
+from muse.errors import StoreError
+
+SCHEMA_VERSION = 1
+INT16_SCALE = 32768.0  # int16 -> float32 in [-1, 1)
+
+
+def _text(value: object) -> str:
+    """HDF5 attributes come back as str or bytes depending on how they were written."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Store:
+    """One store file: its videos, row tables, features and audio."""
+
+    def __init__(self, path: str | Path, memory_budget_mb: float = 2048) -> None:
+        self.path = Path(path)
+        self._budget_left = int(memory_budget_mb * 2**20)
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
+        attrs = self.file.attrs
+        self.task = _text(attrs["task"])
+        self.targets: tuple[str, ...] = tuple(json.loads(_text(attrs["targets"])))
+        self.audio_rate = int(attrs.get("audio_rate", 0))
+        self.video_ids = self.read("videos/id").astype(np.int64)
+        self.partitions = self.read("videos/partition")
+        # Metadata is read; release the handle so that forked workers inherit none.
+        self.close()
+
+    # -- the lazily opened file ------------------------------------------------------------
+
+    @property
+    def file(self) -> h5py.File:
+        """The open file of this process, opened (and validated) on first use."""
+        if self._file is None or self._pid != os.getpid():
+            # A handle inherited through fork belongs to the parent: drop it before reopening
+            # so HDF5 does not hand back the parent's shared file state.
+            self._file, self._datasets = None, {}
+            self._file, self._pid = self._open(), os.getpid()
+        return self._file
+
+    def _open(self) -> h5py.File:
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such store; run `muse prepare` first")
+        try:
+            file = h5py.File(self.path, "r")
+        except OSError as err:
+            raise StoreError(f"{self.path}: not a readable HDF5 store ({err})") from err
+        version = file.attrs.get("schema_version")
+        if version is None or int(version) != SCHEMA_VERSION:
+            file.close()
+            raise StoreError(
+                f"{self.path}: store schema version {version}, this muse reads version "
+                f"{SCHEMA_VERSION}; run `muse prepare` again"
+            )
+        if not bool(file.attrs.get("complete", False)):
+            file.close()
+            raise StoreError(
+                f"{self.path}: incomplete store (no `complete` mark, prepare was interrupted); "
+                "run `muse prepare` again"
+            )
+        return file
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file, self._pid, self._datasets = None, None, {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_file=None, _pid=None, _datasets={})
+        return state
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        """The named dataset of this process's file; lookups are cached (they cost microseconds)."""
+        file = self.file
+        found = self._datasets.get(name)
+        if found is None:
+            if name not in file:
+                raise StoreError(f"{self.path}: the store has no `{name}`")
+            found = self._datasets[name] = file[name]
+        return found
+
+    # -- small arrays ------------------------------------------------------------------------
+
+    def read(self, name: str) -> np.ndarray:
+        """A whole dataset; strings come back as an object array of str."""
+        ds = self.dataset(name)
+        if h5py.check_string_dtype(ds.dtype) is not None:
+            return np.array(ds.asstr()[()], dtype=object)
+        return ds[()]
+
+    def videos(self, partition: str) -> np.ndarray:
+        """Indices (into `video_ids`) of the videos of one partition."""
+        return np.flatnonzero(self.partitions == partition)
+
+    # -- features -----------------------------------------------------------------------------
+
+    def feature_names(self, table: str) -> list[str]:
+        group = f"{table}/features"
+        return list(self.file[group].keys()) if group in self.file else []
+
+    def feature_dims(self, table: str, names: Sequence[str]) -> list[int]:
+        """The dimension of each named feature of a table; unknown names raise StoreError."""
+        available = self.feature_names(table)
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise StoreError(
+                f"{self.path}: no feature {', '.join(unknown)} in `{table}`; "
+                f"the store has: {', '.join(available) or 'none'}"
+            )
+        return [self.dataset(f"{table}/features/{name}").shape[1] for name in names]
+
+    def rows(self, table: str, names: Sequence[str]) -> MemoryRows | StreamedRows:
+        """The named features of a table, concatenated in the given order (early fusion)."""
+        dims = self.feature_dims(table, names)
+        paths = [f"{table}/features/{name}" for name in names]
+        n_rows = self.dataset(paths[0]).shape[0]
+        if not self._reserve(n_rows * sum(dims) * np.dtype(np.float32).itemsize):
+            return StreamedRows(self, paths)
+        fused = np.empty((n_rows, sum(dims)), dtype=np.float32)
+        column = 0
+        for path, dim in zip(paths, dims, strict=True):
+            fused[:, column:column + dim] = self.dataset(path)[()]
+            column += dim
+        return MemoryRows(fused)
+
+    def audio(self) -> Audio:
+        """Raw audio of every video, per label step; StoreError if the store has none."""
+        if self.audio_rate <= 0 or "audio/samples" not in self.file:
+            raise StoreError(
+                f"{self.path}: the store was prepared without audio; run `muse prepare` "
+                "again without --no-audio"
+            )
+        samples = self.dataset("audio/samples")
+        in_memory = self._reserve(samples.size * samples.dtype.itemsize)
+        return Audio(
+            self, self.read("audio/video_offsets"), self.audio_rate,
+            samples[()] if in_memory else None,
+        )
+
+    def _reserve(self, nbytes: int) -> bool:
+        """Take `nbytes` from the memory budget if they fit; False means stream instead."""
+        if nbytes > self._budget_left:
+            return False
+        self._budget_left -= nbytes
+        return True
+
+
+class MemoryRows:
+    """Fused feature rows held in one numpy array: a window is a view of it."""
+
+    in_memory = True
+
+    def __init__(self, fused: np.ndarray) -> None:
+        self.fused = fused
+        self.dim = fused.shape[1]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.fused[start:stop]
+
+
+class StreamedRows:
+    """Fused feature rows read from the file: one contiguous slice per feature set."""
+
+    in_memory = False
+
+    def __init__(self, store: Store, paths: Sequence[str]) -> None:
+        self.store = store
+        self.paths = list(paths)
+        self.dim = sum(store.dataset(path).shape[1] for path in self.paths)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        parts = [self.store.dataset(path)[start:stop] for path in self.paths]
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
+class Audio:
+    """The samples of each label step: step `t` ms is `[t*rate/1000, (t+250)*rate/1000)`."""
+
+    def __init__(
+        self, store: Store, offsets: np.ndarray, rate: int, samples: np.ndarray | None
+    ) -> None:
+        self.store = store
+        self.offsets = offsets
+        self.rate = rate
+        self.samples = samples  # None: read from the file per call
+        self.samples_per_step = rate * STEP_MS // 1000
+        self._step = np.arange(self.samples_per_step)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.samples is not None
+
+    def steps(self, video: int, timestamps: np.ndarray) -> np.ndarray:
+        """(T, samples_per_step) float32 for the steps at `timestamps` of video index `video`.
+
+        Samples past the end of the video's signal are zero.
+        """
+        first, end = int(self.offsets[video]), int(self.offsets[video + 1])
+        index = (first + timestamps * self.rate // 1000)[:, None] + self._step
+        if end <= first:  # a video without samples
+            return np.zeros(index.shape, dtype=np.float32)
+        # Gather with the indices clipped to the signal, then zero what lay past its end:
+        # cheaper than boolean-mask indexing.
+        clipped = np.minimum(index, end - 1)
+        if self.samples is not None:
+            out = self.samples[clipped].astype(np.float32)
+        else:
+            # One contiguous read covering every step of the window.
+            base = int(clipped.min())
+            out = self.store.dataset("audio/samples")[base:int(clipped.max()) + 1][clipped - base]
+            out = out.astype(np.float32)
+        out[index >= end] = 0.0
+        out *= 1.0 / INT16_SCALE  # a power of two: exact
+        return out
