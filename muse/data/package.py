@@ -106,7 +106,7 @@ def read_feature_file(path: Path, word_level: bool, dim: int | None) -> FeatureT
         raise PackageError(f"{path}: {len(order)} feature columns, expected {dim}")
     if not len(order):
         raise PackageError(f"{path}: no feature columns")
-    values = frame[order].to_numpy(dtype=np.float32)
+    values = frame[order].to_numpy(dtype=np.float32, copy=True)
     nan = np.isnan(values)
     nan_cells = int(nan.sum())
     if nan_cells:
