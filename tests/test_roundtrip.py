@@ -87,3 +87,30 @@ def test_topic_store_matches_the_csvs(demo_package: Path, demo_stores: dict[str,
                 assert store["segments/start"][position] == expected["timestamp"].min()
                 words = pd.read_csv(transcript_file(demo_package, "topic", video, int(segment)))
                 assert store["segments/text"][position].decode() == " ".join(words["word"])
+
+
+@pytest.mark.parametrize("task", ["wild", "topic", "trust"])
+def test_gold_predictions_through_the_datamodule_score_perfectly(
+        demo_package: Path, demo_stores: dict[str, Path], task: str) -> None:
+    """Store -> datamodule -> predictions_frame -> official scorer: every key, perfect scores."""
+    from muse.data.datamodule import MuseDataModule
+    from muse.data.layout import aggregated_file
+    from muse.scoring import score_frames
+
+    features = "egemaps,fasttext" if task != "topic" else "egemaps,vggface"
+    module = MuseDataModule(demo_stores[task], task, features, batch_size=4)
+    module.setup()
+    batches = list(module.val_dataloader())
+    gold = [batch["labels"] for batch in batches]
+    frame = module.predictions_frame(batches, gold)
+    labels = pd.read_csv(aggregated_file(demo_package, task, "devel"))
+    assert len(frame) == len(labels)
+    result = score_frames(task, labels, frame)
+    if task == "topic":
+        assert result["topic_score"] == result["emotion_score"] == 100.0
+    else:
+        n = len(labels)
+        assert result["score"] == pytest.approx((n - 1) / n, abs=1e-4)
+    first = batches[0]
+    assert first["features"].shape[-1] == module.feature_dim == (88 + 300 if task != "topic"
+                                                                  else 88 + 512)
