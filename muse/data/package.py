@@ -94,34 +94,46 @@ def read_feature_file(path: Path, word_level: bool, dim: int | None) -> FeatureT
     """Read a feature CSV, check its dimension against `dim` (when known) and impute NaN with 0."""
     time_columns = WORD_LEVEL_COLUMNS if word_level else STEP_COLUMNS
     frame = read_csv(path, time_columns)
-    value_columns = [c for c in frame.columns if c not in time_columns]
+    named = [(c, i) for i, c in enumerate(frame.columns) if c not in time_columns]
     try:
-        order = sorted(value_columns, key=int)
+        ordered = sorted(named, key=lambda item: int(item[0]))
     except ValueError:
-        odd = [c for c in value_columns if not c.lstrip("-").isdigit()][:5]
+        odd = [c for c, _ in named if not c.lstrip("-").isdigit()][:5]
         raise PackageError(f"{path}: feature columns must be named 0..D-1, found {odd}") from None
-    if [int(c) for c in order] != list(range(len(order))):
-        raise PackageError(f"{path}: feature columns are not 0..{len(order) - 1}")
-    if dim is not None and len(order) != dim:
-        raise PackageError(f"{path}: {len(order)} feature columns, expected {dim}")
-    if not len(order):
+    if [int(c) for c, _ in ordered] != list(range(len(ordered))):
+        raise PackageError(f"{path}: feature columns are not 0..{len(ordered) - 1}")
+    if dim is not None and len(ordered) != dim:
+        raise PackageError(f"{path}: {len(ordered)} feature columns, expected {dim}")
+    if not ordered:
         raise PackageError(f"{path}: no feature columns")
-    values = frame[order].to_numpy(dtype=np.float32, copy=True)
+    try:
+        # One conversion of the whole frame is much cheaper than selecting hundreds of columns.
+        values = frame.to_numpy(dtype=np.float32)[:, [i for _, i in ordered]]
+    except (ValueError, TypeError):
+        raise PackageError(f"{path}: non-numeric cells in the feature columns") from None
     nan = np.isnan(values)
     nan_cells = int(nan.sum())
     if nan_cells:
         values[nan] = 0.0
-    times = frame[list(time_columns)]
-    if times.isna().any().any():
-        raise PackageError(f"{path}: empty cells in the columns {list(time_columns)}")
+    times = {name: _integer_column(path, frame[name]) for name in time_columns}
     first = "start" if word_level else "timestamp"
     return FeatureTable(
-        timestamp=times[first].to_numpy(np.int64),
-        end=times["end"].to_numpy(np.int64) if word_level else None,
-        segment_id=times["segment_id"].to_numpy(np.int64),
+        timestamp=times[first],
+        end=times["end"] if word_level else None,
+        segment_id=times["segment_id"],
         values=values,
         nan_cells=nan_cells,
     )
+
+
+def _integer_column(path: Path, column: pd.Series) -> np.ndarray:
+    """A time or id column as int64; empty or fractional cells are an error naming the file."""
+    values = column.to_numpy()
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64, copy=False)
+    if values.dtype.kind != "f" or np.isnan(values).any() or (values != np.round(values)).any():
+        raise PackageError(f"{path}: column {column.name!r} must hold whole numbers without gaps")
+    return values.astype(np.int64)
 
 
 def feature_path(package: Path, task: str, alignment: str, feature: str, video: int) -> Path:
