@@ -170,9 +170,11 @@ class SegmentDataset(Dataset):
 
 def _pad(arrays: Sequence[np.ndarray], length: int, fill: float, dtype: type) -> torch.Tensor:
     """Stack variable-length arrays into (B, length, ...) filled with `fill` after each one."""
-    out = np.full((len(arrays), length, *arrays[0].shape[1:]), fill, dtype=dtype)
+    # Each cell is written once: the array, then the fill after it (np.full would write twice).
+    out = np.empty((len(arrays), length, *arrays[0].shape[1:]), dtype=dtype)
     for row, array in zip(out, arrays, strict=True):
         row[: len(array)] = array
+        row[len(array):] = fill
     return torch.from_numpy(out)
 
 
