@@ -3,8 +3,10 @@ segments, audio, streaming vs memory, workers and the store's refusals."""
 
 from __future__ import annotations
 
+import os
 import pickle
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,10 +19,11 @@ from store_factory import (
 )
 from torch.utils.data import DataLoader
 
+from muse.data.chunked import ChunkedArray, map_file
 from muse.data.datamodule import MuseDataModule
 from muse.data.datasets import collate_segments, collate_sequences, make_windows
 from muse.data.normalization import Normalizer
-from muse.data.store import MemoryRows
+from muse.data.store import MemoryRows, Store
 from muse.errors import StoreError
 
 
@@ -378,3 +381,174 @@ def test_default_targets_and_continuous_properties(trust):
     assert dm.num_classes == {}
     assert dm.feature_dim == 7
     assert len(CONTINUOUS_VIDEOS) == len(dm.store.video_ids)
+
+
+# -- reading chunks straight from the file's bytes ---------------------------------------------
+
+
+def _grow(file: h5py.File, name: str, values: np.ndarray, rows_per_chunk: int,
+          pieces: int = 3, **options) -> h5py.Dataset:
+    """A resizable chunked dataset appended to in uneven pieces, as muse prepare writes them."""
+    if name in file:
+        del file[name]
+    tail = values.shape[1:]
+    dataset = file.create_dataset(name, shape=(0, *tail), maxshape=(None, *tail),
+                                  dtype=values.dtype, chunks=(rows_per_chunk, *tail), **options)
+    for piece in np.array_split(values, pieces):
+        dataset.resize(dataset.shape[0] + len(piece), axis=0)
+        dataset[len(dataset) - len(piece):] = piece
+    if values.ndim == 2:
+        dataset.attrs["dim"] = values.shape[1]
+    return dataset
+
+
+def _assert_same_array(got: np.ndarray, expected: np.ndarray) -> None:
+    assert type(got) is np.ndarray and got.flags.writeable
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert got.tobytes() == expected.tobytes()  # bit for bit, NaN payloads included
+
+
+@pytest.fixture
+def tiny_chunks(tmp_path):
+    """A file of small datasets: chunked (8 or 64 rows a chunk, last chunk partial), contiguous,
+    and some that must be read through h5py (compressed, shuffled, big-endian)."""
+    rng = np.random.default_rng(4)
+    floats = rng.normal(size=(103, 3)).astype(np.float32)
+    floats[[0, 17, 102], [1, 2, 0]] = np.nan
+    samples = rng.integers(-32768, 32768, size=1000).astype(np.int16)
+    path = tmp_path / "chunks.h5"
+    with h5py.File(path, "w") as file:
+        _grow(file, "floats", floats, 8)
+        _grow(file, "samples", samples, 64)
+        file["contiguous"] = floats.astype(np.float64)
+        _grow(file, "gzip", floats, 8, compression="gzip", shuffle=True)
+        _grow(file, "big_endian", floats.astype(">f4"), 8)
+        _grow(file, "lzf_samples", samples, 64, compression="lzf")
+    return path
+
+
+def test_chunked_array_equals_h5py_for_any_row_range(tiny_chunks):
+    with h5py.File(tiny_chunks, "r") as file:
+        file_map = map_file(tiny_chunks, file)
+        assert file_map is not None
+        rng = np.random.default_rng(0)
+        for name, mapped in [("floats", True), ("samples", True), ("contiguous", True),
+                             ("gzip", False), ("big_endian", False), ("lzf_samples", False)]:
+            dataset = file[name]
+            array = ChunkedArray(dataset, file_map)
+            assert array.mapped is mapped, name
+            n = len(dataset)
+            chunk = dataset.chunks[0] if dataset.chunks else n
+            if dataset.chunks:
+                assert n % chunk, "the last chunk should be partial"
+            ranges = [tuple(r) for r in rng.integers(-n // 4, n + n // 4, size=(300, 2))]
+            ranges += [(a, a + chunk + 1) for a in range(0, n, max(1, chunk // 3))]  # crossing
+            ranges += [(0, n), (n - 1, n), (n - chunk - 5, None), (None, 3), (5, 5), (7, 2),
+                       (-3, None), (n, n + 4), (chunk - 1, 3 * chunk + 1)]
+            for start, stop in ranges:
+                expected = dataset[start:stop]
+                _assert_same_array(array[start:stop], expected)
+                _assert_same_array(array.read(start, stop), expected)
+                views = array.views(start, stop)
+                assert all(view.dtype == expected.dtype for view in views)
+                assert b"".join(view.tobytes() for view in views) == expected.tobytes()
+                out = np.full(expected.shape, 7, dtype=expected.dtype)
+                assert array.read(start, stop, out=out) is out
+                assert out.tobytes() == expected.tobytes()
+            # Other keys are h5py's business.
+            np.testing.assert_array_equal(array[::7], dataset[::7])
+            np.testing.assert_array_equal(array[5], dataset[5])
+
+
+def test_chunked_array_without_a_map_reads_through_h5py(tiny_chunks):
+    with h5py.File(tiny_chunks, "r") as file:
+        array = ChunkedArray(file["floats"], None)
+        assert not array.mapped
+        _assert_same_array(array[10:30], file["floats"][10:30])
+
+
+def test_no_map_of_a_file_replaced_since_it_was_opened(tiny_chunks, tmp_path):
+    with h5py.File(tiny_chunks, "r") as file:
+        assert map_file(tiny_chunks, file) is not None
+        other = tmp_path / "other.h5"
+        with h5py.File(other, "w") as replacement:
+            replacement["floats"] = np.zeros((103, 3), dtype=np.float32)
+        os.replace(other, tiny_chunks)
+        assert map_file(tiny_chunks, file) is None
+        assert not ChunkedArray(file["floats"], None).mapped
+
+
+@pytest.fixture
+def wild_tiny_chunks(wild):
+    """The wild store with its features and audio rewritten as small chunks (features: 7 rows,
+    audio: 48 samples, last chunks partial), `au` gzip-compressed (read through h5py)."""
+    with h5py.File(wild.path, "a") as file:
+        for name, values in wild.features.items():
+            _grow(file, f"label_aligned/features/{name}", values, 7,
+                  **({"compression": "gzip"} if name == "au" else {}))
+        _grow(file, "audio/samples", wild.audio, 48)
+    return wild
+
+
+def test_streamed_tiny_chunks_give_the_memory_batches(wild_tiny_chunks):
+    wild = wild_tiny_chunks
+    store = Store(wild.path, memory_budget_mb=0)
+    for name, values in wild.features.items():
+        array = store.chunked(f"label_aligned/features/{name}")
+        assert array.mapped is (name != "au")
+        assert len(values) % 7 and array.dataset.chunks == (7, values.shape[1])
+        _assert_same_array(array[:], values)
+    assert store.chunked("audio/samples").mapped
+    assert pickle.loads(pickle.dumps(store))._map is None  # the map is never pickled
+
+    options = dict(task="wild", features=["vggface", "au", "egemaps"], normalize=True,
+                   audio=True, batch_size=3, eval_window=16, seed=11)
+    memory = MuseDataModule(wild.path, memory_budget_mb=64, **options)
+    streamed = MuseDataModule(wild.path, memory_budget_mb=0, **options)
+    memory.setup()
+    streamed.setup()
+    assert memory.train_dataset.rows.in_memory and memory.train_dataset.audio.in_memory
+    rows, audio = streamed.train_dataset.rows, streamed.train_dataset.audio
+    assert not rows.in_memory and not audio.in_memory
+    # Every window of every length, at every start: crosses chunk boundaries of all sizes.
+    fused = np.concatenate([wild.features[n] for n in ("vggface", "au", "egemaps")], axis=1)
+    for start in range(len(fused)):
+        for length in (1, 7, 8, 16, 50):
+            _assert_same_array(rows.read(start, start + length), fused[start:start + length])
+    for left, right in zip(_loaders(memory), _loaders(streamed), strict=True):
+        assert_same_batches(left, right)
+
+
+def test_streamed_audio_steps_equal_memory_steps_across_gaps_and_the_end(wild_tiny_chunks):
+    wild = wild_tiny_chunks
+    memory = Store(wild.path).audio()
+    streamed = Store(wild.path, memory_budget_mb=0).audio()
+    assert memory.in_memory and not streamed.in_memory
+    rng = np.random.default_rng(3)
+    for video in range(len(wild.video_ids)):
+        stamps = wild.timestamps[wild.offsets[video]:wild.offsets[video + 1]]
+        signal = wild.audio[wild.audio_offsets[video]:wild.audio_offsets[video + 1]]
+        cases = [stamps, stamps[:0], stamps[-3:], stamps[::2],
+                 np.sort(rng.integers(0, stamps[-1] + 2000, size=12))]  # overlaps, past the end
+        for timestamps in cases:
+            got = streamed.steps(video, timestamps)
+            _assert_same_array(got, memory.steps(video, timestamps))
+            expected = np.zeros((len(timestamps), 20), dtype=np.float32)
+            for k, t in enumerate(timestamps.tolist()):
+                values = signal[t * AUDIO_RATE // 1000:][:20]
+                expected[k, :len(values)] = values / 32768
+            assert got.tobytes() == expected.tobytes()
+
+
+def test_streamed_tiny_chunks_with_two_workers(wild_tiny_chunks):
+    wild = wild_tiny_chunks
+    options = dict(task="wild", features=["egemaps", "vggface"], audio=True, batch_size=2,
+                   seed=5)
+    memory = MuseDataModule(wild.path, **options)
+    streamed = MuseDataModule(wild.path, memory_budget_mb=0, num_workers=2, **options)
+    # Map the file in the main process first: the workers must make their own maps.
+    streamed.setup()
+    streamed.dataset("devel")[0]
+    assert streamed.train_dataset.rows.store._map is not None
+    assert_same_batches(list(memory.train_dataloader()), list(streamed.train_dataloader()))
+    assert_same_batches(list(memory.val_dataloader()), list(streamed.val_dataloader()))

@@ -6,6 +6,11 @@ an HDF5 handle survives neither pickling nor a fork. Small arrays (ids, offsets,
 labels, texts) are read whole with `read`. Feature and audio arrays, the big ones, are kept in
 memory while they fit the memory budget and are read from the file slice by slice otherwise;
 `rows` and `audio` hand back objects with the same interface in both cases.
+
+Streamed slices go through `chunked`: a read-only memory map of the file (one per process, made
+on first use and never pickled, like the handle), from which an uncompressed dataset's rows are
+copied without h5py's per-call overhead. Other datasets are read through h5py. Both give the
+same bytes (muse/data/chunked.py).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from muse.data.chunked import ChunkedArray, map_file
 from muse.data.layout import STEP_MS
 from muse.errors import StoreError
 
 SCHEMA_VERSION = 1
 INT16_SCALE = 32768.0  # int16 -> float32 in [-1, 1)
+_SCALE = np.float32(1.0 / INT16_SCALE)  # a power of two: the products are exact
 
 
 def _text(value: object) -> str:
@@ -39,6 +46,8 @@ class Store:
         self._file: h5py.File | None = None
         self._pid: int | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
+        self._map: np.ndarray | None = None  # this process's map of the file, see `chunked`
+        self._chunked: dict[str, ChunkedArray] = {}
         attrs = self.file.attrs
         self.task = _text(attrs["task"])
         self.targets: tuple[str, ...] = tuple(json.loads(_text(attrs["targets"])))
@@ -55,8 +64,9 @@ class Store:
         """The open file of this process, opened (and validated) on first use."""
         if self._file is None or self._pid != os.getpid():
             # A handle inherited through fork belongs to the parent: drop it before reopening
-            # so HDF5 does not hand back the parent's shared file state.
-            self._file, self._datasets = None, {}
+            # so HDF5 does not hand back the parent's shared file state. The parent's map goes
+            # with it (it would still read correctly, but it was built on the parent's handle).
+            self._forget()
             self._file, self._pid = self._open(), os.getpid()
         return self._file
 
@@ -85,11 +95,16 @@ class Store:
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop the handle and everything built on it; the next use opens them again."""
         self._file, self._pid, self._datasets = None, None, {}
+        self._map, self._chunked = None, {}
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.update(_file=None, _pid=None, _datasets={})
+        state.update(_file=None, _pid=None, _datasets={}, _map=None, _chunked={})
         return state
 
     def dataset(self, name: str) -> h5py.Dataset:
@@ -100,6 +115,17 @@ class Store:
             if name not in file:
                 raise StoreError(f"{self.path}: the store has no `{name}`")
             found = self._datasets[name] = file[name]
+        return found
+
+    def chunked(self, name: str) -> ChunkedArray:
+        """The named dataset for slicing along its rows, read through this process's memory
+        map of the file where the dataset allows it (through h5py otherwise); cached."""
+        file = self.file
+        found = self._chunked.get(name)
+        if found is None:
+            if self._map is None:
+                self._map = map_file(self.path, file)  # None again: no map, h5py reads
+            found = self._chunked[name] = ChunkedArray(self.dataset(name), self._map)
         return found
 
     # -- small arrays ------------------------------------------------------------------------
@@ -182,18 +208,35 @@ class MemoryRows:
 
 
 class StreamedRows:
-    """Fused feature rows read from the file: one contiguous slice per feature set."""
+    """Fused feature rows read from the file: one row range per feature set, each copied into
+    its columns of one new array (from the memory map, see `Store.chunked`)."""
 
     in_memory = False
 
     def __init__(self, store: Store, paths: Sequence[str]) -> None:
         self.store = store
         self.paths = list(paths)
-        self.dim = sum(store.dataset(path).shape[1] for path in self.paths)
+        datasets = [store.dataset(path) for path in self.paths]
+        if len({ds.shape[0] for ds in datasets}) > 1:
+            raise StoreError(f"{store.path}: {', '.join(self.paths)} differ in their numbers "
+                             "of rows; run `muse prepare` again")
+        self.dims = [ds.shape[1] for ds in datasets]
+        self.dim = sum(self.dims)
+        self.dtype = np.result_type(*(ds.dtype for ds in datasets))  # as np.concatenate's
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        parts = [self.store.dataset(path)[start:stop] for path in self.paths]
-        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        """Rows `[start:stop]` of every feature set side by side: (rows, dim), a new array."""
+        arrays = [self.store.chunked(path) for path in self.paths]
+        if len(arrays) == 1:
+            return arrays[0].read(start, stop)
+        start, stop, _ = slice(start, stop).indices(len(arrays[0]))
+        stop = max(start, stop)
+        fused = np.empty((stop - start, self.dim), dtype=self.dtype)
+        column = 0
+        for array, dim in zip(arrays, self.dims, strict=True):
+            array.read_rows(start, stop, fused[:, column:column + dim])
+            column += dim
+        return fused
 
 
 class Audio:
@@ -207,15 +250,15 @@ class Audio:
         self.rate = rate
         self.samples = samples  # None: read from the file per call
         self.samples_per_step = rate * STEP_MS // 1000
-        self._step = np.arange(self.samples_per_step)
 
     @property
     def in_memory(self) -> bool:
         return self.samples is not None
 
     @property
-    def dataset(self):
-        return self.store.dataset("audio/samples")
+    def dataset(self) -> ChunkedArray:
+        """The samples in the file (streamed audio), sliced through the store's memory map."""
+        return self.store.chunked("audio/samples")
 
     def steps(self, video: int, timestamps: np.ndarray) -> np.ndarray:
         """(T, samples_per_step) float32 for the steps at `timestamps` of video index `video`.
@@ -225,24 +268,27 @@ class Audio:
         first, end = int(self.offsets[video]), int(self.offsets[video + 1])
         starts = first + timestamps * self.rate // 1000
         width = self.samples_per_step
-        source = self.samples if self.samples is not None else self.dataset
-        if len(starts) and starts[-1] + width <= end and (np.diff(starts) == width).all():
-            # Consecutive steps inside the signal (nearly every window): one slice, no gather.
-            block = source[int(starts[0]):int(starts[0]) + len(starts) * width]
-            return np.multiply(block.reshape(len(starts), width), np.float32(1.0 / INT16_SCALE),
-                               dtype=np.float32)
-        index = starts[:, None] + self._step
-        if end <= first:  # a video without samples
-            return np.zeros(index.shape, dtype=np.float32)
-        # Gather with the indices clipped to the signal, then zero what lay past its end:
-        # cheaper than boolean-mask indexing.
-        clipped = np.minimum(index, end - 1)
-        if self.samples is not None:
-            out = self.samples[clipped].astype(np.float32)
-        else:
-            # One contiguous read covering every step of the window.
-            base = int(clipped.min())
-            out = self.dataset[base:int(clipped.max()) + 1][clipped - base].astype(np.float32)
-        out[index >= end] = 0.0
-        out *= 1.0 / INT16_SCALE  # a power of two: exact
+        out = np.empty((len(starts), width), dtype=np.float32)
+        if not len(starts):
+            return out
+        flat = out.reshape(-1)
+        # Runs of steps that follow each other in the signal (a whole window, nearly always;
+        # a gap between segments splits it) are one block of samples each, scaled straight
+        # into the result: no gather, no int16 copy.
+        bounds = [0, *(np.flatnonzero(np.diff(starts) != width) + 1).tolist(), len(starts)]
+        for run_start, run_stop in zip(bounds[:-1], bounds[1:], strict=True):
+            begin = int(starts[run_start])
+            stop = min(begin + (run_stop - run_start) * width, end)
+            at = run_start * width
+            if stop > begin:
+                for piece in self._samples(begin, stop):
+                    np.multiply(piece, _SCALE, out=flat[at:at + len(piece)])
+                    at += len(piece)
+            flat[at:run_stop * width] = 0.0  # past the end of the signal
         return out
+
+    def _samples(self, start: int, stop: int) -> list[np.ndarray]:
+        """Samples `[start, stop)` as consecutive int16 pieces, without copying them."""
+        if self.samples is not None:
+            return [self.samples[start:stop]]
+        return self.dataset.views(start, stop)
