@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 TEST_FEATURES = ["egemaps", "lld", "fasttext", "vggface", "au"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shared_tracking_server():
+    """Tests never log to a tracking server the developer's environment points at."""
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    if saved is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,11 @@ class MuseDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        # Checkpoints then carry the data settings: evaluate.py rebuilds this module from them
+        # (a plain str: weights-only checkpoint loading refuses Path objects). The harness logs
+        # the whole config itself, so the logger does not get these.
+        store_path = str(store_path)
+        self.save_hyperparameters(logger=False)
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         self.task = task

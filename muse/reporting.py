@@ -1,0 +1,77 @@
+"""What a finished run leaves in MLflow and on the terminal: scores, predictions, pictures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
+
+from muse import plots, tracking
+from muse.evaluation import Evaluation
+
+CURVE_PREFIXES = ("train/", "devel/")
+
+
+def log_run_artifacts(client: MlflowClient, run_id: str, evaluation: Evaluation,
+                      out: Path) -> None:
+    """Best-epoch scores as metrics, the prediction CSVs and the plots of one run."""
+    for key, value in evaluation.flat_scores("best").items():
+        client.log_metric(run_id, key, float(value))
+    client.log_artifacts(run_id, str(out / "predictions"), "predictions")
+    scores = {p: s for p, s in evaluation.scores.items() if s is not None}
+    client.log_text(run_id, json.dumps(scores, indent=2), "scores.json")
+    for name, figure in figures(client, run_id, evaluation):
+        client.log_figure(run_id, figure, f"plots/{name}.png")
+
+
+def figures(client: MlflowClient, run_id: str, evaluation: Evaluation) -> list[tuple[str, Figure]]:
+    found = []
+    devel_gold, devel = evaluation.gold.get("devel"), evaluation.predictions.get("devel")
+    if devel is not None:
+        if "segment_id" in devel.columns:
+            found.append(("devel_confusion", plots.confusion_matrices(devel_gold, devel)))
+        else:
+            found.append(("devel_curves",
+                          plots.prediction_curves(devel_gold, devel, evaluation.task)))
+    history = metric_history(client, run_id)
+    if history:
+        found.append(("learning_curves", plots.learning_curves(history)))
+    return found
+
+
+def metric_history(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch metric values of a run, keyed by metric name, as (epoch, value) pairs."""
+    run = client.get_run(run_id)
+    epoch_at = {m.step: int(m.value) for m in client.get_metric_history(run_id, "epoch")}
+    history = {}
+    for key in run.data.metrics:
+        if key.startswith(CURVE_PREFIXES):
+            points = client.get_metric_history(run_id, key)
+            history[key] = [(epoch_at.get(m.step, m.step), m.value)
+                            for m in sorted(points, key=lambda m: m.step)]
+    return history
+
+
+def summary(result: dict) -> str:
+    """The lines a run ends with: scores, where it is recorded, how to look at it."""
+    lines = ["", f"MuSe run {result['run_id']} ({result['experiment']})"]
+    for partition in ("devel", "test"):
+        scores = result.get(partition)
+        if scores is None:
+            lines.append(f"  {partition}: labels masked, predictions written only")
+            continue
+        parts = [f"score {scores['score'] if 'score' in scores else _topic(scores)}"]
+        parts += [f"{k} {v}" for k, v in scores.items() if isinstance(v, dict)
+                  for v in [v.get("ccc", v.get("score"))]]
+        lines.append(f"  {partition}: " + ", ".join(parts))
+    lines.append(f"  predictions (submission layout): {result['predictions']}")
+    lines.append(f"  best checkpoint: {result['best_checkpoint']}")
+    lines.append(f"  recorded in {result['tracking_uri']}")
+    lines.append(f"  look at it: {tracking.ui_command(result['tracking_uri'])}")
+    return "\n".join(lines)
+
+
+def _topic(scores: dict) -> str:
+    return f"topic {scores.get('topic_score')} / emotion {scores.get('emotion_score')}"

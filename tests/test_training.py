@@ -1,0 +1,164 @@
+"""The harness end to end: train.py's function on the tiny demo stores, MLflow, resume, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from muse.cli import main as muse_main
+from muse.data.layout import aggregated_file
+from muse.evaluation import evaluate
+from muse.module import MuseModule
+from muse.training import train
+
+CONF = str(Path(__file__).parents[1] / "conf")
+# Small, fast and still learning: a few short epochs with a larger step than the paper's.
+QUICK = ["data.batch_size=8", "model.optimizer.lr=3e-3",
+         "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
+
+
+def config(root: Path, data_dir: Path, *overrides: str, name: str = "train") -> DictConfig:
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(name, overrides=[
+            f"paths.root_dir={root}", f"paths.output_dir={root}/out",
+            *([f"data.dir={data_dir}"] if name == "train" else []), *overrides])
+
+
+@pytest.fixture(autouse=True)
+def own_tracking_uri(monkeypatch) -> None:
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: each test composes its own."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="session")
+def wild_run(demo_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("wild_run")
+    cfg = config(root, demo_stores["wild"].parent, *QUICK, "trainer.max_epochs=4")
+    return cfg, train(cfg)
+
+
+@pytest.mark.parametrize("task", ["wild", "trust", "topic"])
+def test_fast_dev_run_every_task(demo_stores: dict[str, Path], tmp_path: Path, task: str) -> None:
+    cfg = config(tmp_path, demo_stores[task].parent, f"task={task}", "debug=fast")
+    result = train(cfg)
+    assert result["fast_dev_run"]
+    assert not (tmp_path / "logs").exists()  # a smoke run records nothing
+
+
+def test_a_run_is_recorded_in_mlflow(wild_run) -> None:
+    cfg, result = wild_run
+    client = MlflowClient(cfg.logger.tracking_uri)
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "lstm_att-ge_ft-s42"
+    assert client.get_experiment(run.info.experiment_id).name == "MuSe-Wild"
+    tags = run.data.tags
+    assert {tags["task"], tags["model"], tags["features"], tags["seed"]} == {
+        "wild", "lstm_att", "ge_ft", "42"}
+    assert "git_commit" in tags and "muse.config_hash" in tags
+    params = run.data.params
+    assert params["model.encoder.hidden_size"] == "40" and params["task.name"] == "wild"
+    assert json.loads(params["features.names"]) == ["egemaps", "fasttext"]
+    metrics = run.data.metrics
+    for key in ("train/loss", "devel/score", "devel/arousal/ccc", "devel/valence/ccc",
+                "best/devel/score", "best/test/score"):
+        assert key in metrics, key
+    assert len(client.get_metric_history(run.info.run_id, "devel/score")) == 4
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"predictions", "plots", "config.yaml", "scores.json"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/devel_curves.png", "plots/learning_curves.png"}
+
+
+def test_best_devel_score_matches_the_logged_checkpoint_metric(wild_run) -> None:
+    cfg, result = wild_run
+    client = MlflowClient(cfg.logger.tracking_uri)
+    history = client.get_metric_history(result["run_id"], "devel/score")
+    best_epoch_score = max(m.value for m in history)
+    assert result["devel"]["score"] == pytest.approx(best_epoch_score, abs=1e-3)
+
+
+def test_submission_csv_passes_the_scorer(wild_run, demo_package: Path, capsys) -> None:
+    _, result = wild_run
+    test_csv = Path(result["predictions"]) / "test.csv"
+    frame = pd.read_csv(test_csv)
+    assert list(frame.columns) == ["id", "timestamp", "prediction_arousal", "prediction_valence"]
+    assert not frame.isna().any().any()
+    code = muse_main(["score", "--task", "wild", "--predictions", str(test_csv),
+                      "--labels", str(aggregated_file(demo_package, "wild", "test"))])
+    assert code == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["score"] == result["test"]["score"]
+
+
+def test_evaluate_reproduces_the_logged_devel_score(wild_run, tmp_path: Path) -> None:
+    cfg, result = wild_run
+    eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"run_id={result['run_id']}",
+                      f"paths.output_dir={tmp_path}", name="evaluate")
+    evaluated = evaluate(eval_cfg)
+    assert evaluated["scores"]["devel"] == result["devel"]
+    assert (tmp_path / "test.csv").exists()
+    client = MlflowClient(cfg.logger.tracking_uri)
+    metrics = client.get_run(result["run_id"]).data.metrics
+    assert metrics["evaluate/devel/score"] == result["devel"]["score"]
+    assert "submission" in {a.path for a in client.list_artifacts(result["run_id"])}
+
+
+def test_interrupted_run_resumes_from_last_into_the_same_run(
+        demo_stores: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    overrides = [*QUICK, "trainer.max_epochs=3"]  # interrupted after 2, resumed for the 3rd
+    cfg = config(tmp_path, demo_stores["wild"].parent, *overrides)
+
+    def interrupt_after_second_epoch(self) -> None:
+        if self.current_epoch == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MuseModule, "on_train_epoch_end", interrupt_after_second_epoch,
+                      raising=False)
+        with pytest.raises(SystemExit):
+            train(cfg)
+    client = MlflowClient(cfg.logger.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("MuSe-Wild").experiment_id])
+    (killed,) = runs
+    assert killed.info.status == "KILLED"
+
+    result = train(config(tmp_path, demo_stores["wild"].parent, *overrides, "ckpt_path=last"))
+    assert result["run_id"] == killed.info.run_id
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    epochs = sorted({int(m.value) for m in client.get_metric_history(result["run_id"], "epoch")})
+    assert epochs[-1] == 2
+    assert len(client.get_metric_history(result["run_id"], "devel/score")) == 3
+
+
+def test_a_crash_is_marked_failed_with_its_traceback(
+        demo_stores: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    cfg = config(tmp_path, demo_stores["wild"].parent, *QUICK, "trainer.max_epochs=2")
+
+    def crash(self) -> None:
+        raise RuntimeError("boom in epoch end")
+
+    monkeypatch.setattr(MuseModule, "on_train_epoch_end", crash, raising=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(cfg)
+    client = MlflowClient(cfg.logger.tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("MuSe-Wild").experiment_id])
+    assert run.info.status == "FAILED"
+    text = Path(client.download_artifacts(run.info.run_id, "traceback.txt", str(tmp_path)))
+    assert "boom in epoch end" in text.read_text()
+
+
+def test_resume_without_an_unfinished_run_is_a_clear_error(
+        demo_stores: dict[str, Path], tmp_path: Path) -> None:
+    from muse.errors import MuseError
+
+    cfg = config(tmp_path, demo_stores["wild"].parent, *QUICK, "ckpt_path=last")  # fresh logs
+    with pytest.raises(MuseError, match="no unfinished MuSe-Wild run"):
+        train(cfg)
