@@ -315,7 +315,7 @@ def learning_package(tmp_path_factory):
     from muse.data.prepare import prepare
     from muse.data.synthetic import synthesize
 
-    package = synthesize(tmp_path_factory.mktemp("learning") / "muse2020", videos=16, minutes=2.0,
+    package = synthesize(tmp_path_factory.mktemp("learning") / "muse2020", videos=24, minutes=2.0,
                          seed=7, features=FEATURES)
     stores = prepare(package, tmp_path_factory.mktemp("learning_data"),
                      tasks=["wild", "topic", "trust"])
@@ -337,10 +337,10 @@ def test_wild_learns_arousal_and_valence(learning_package):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "trustworthiness = tanh(0.8 valence + 0.5 arousal + 0.3 own), and `own` (a per-video offset "
-    "plus a slow curve) is invisible to audio and text: a ridge regression on 12 s averages of "
-    "the features reaches 0.485 here, just under the 0.487 asked; the model's trust head "
-    "memorises the train videos (CCC 0.94 on train) and reaches about 0.1 on devel"
+    "trustworthiness = tanh(0.8 valence + 0.5 arousal + 0.3 own); `own` (a per-video offset plus "
+    "a slow curve) shows only through the credibility words of the transcript, and on this "
+    "small package the LSTM reaches a devel CCC of about 0.42 (0.48 after 20 epochs), just under "
+    "half the ceiling (0.488): it memorises the train videos"
 ))
 def test_trust_learns_trustworthiness(learning_package):
     stores, ceilings = learning_package

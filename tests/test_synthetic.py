@@ -38,6 +38,8 @@ from muse.data.synthetic.ceilings import ccc, topic_score
 from muse.data.synthetic.plan import plan_package
 from muse.data.synthetic.text import (
     ADVERT_WORDS,
+    CREDIBLE_WORDS,
+    DUBIOUS_WORDS,
     FILLER_WORDS,
     NEGATIVE_WORDS,
     POSITIVE_WORDS,
@@ -253,13 +255,15 @@ def test_transcripts_are_the_fasttext_words(demo_package: Path) -> None:
             np.testing.assert_array_equal(text[["start", "end"]], rows[["start", "end"]])
             for word, vector in zip(text["word"], values(rows), strict=True):
                 np.testing.assert_array_equal(vectors.setdefault(word, vector), vector)
-    known = set(FILLER_WORDS + POSITIVE_WORDS + NEGATIVE_WORDS + ADVERT_WORDS)
+    known = set(FILLER_WORDS + POSITIVE_WORDS + NEGATIVE_WORDS + ADVERT_WORDS + CREDIBLE_WORDS
+                + DUBIOUS_WORDS)
     known |= {w for words in TOPIC_WORDS.values() for w in words}
     assert set(vectors) <= known and len(vectors) > 100
 
 
 def test_vocabularies_are_disjoint_english_words() -> None:
-    lists = [*TOPIC_WORDS.values(), ADVERT_WORDS, POSITIVE_WORDS, NEGATIVE_WORDS, FILLER_WORDS]
+    lists = [*TOPIC_WORDS.values(), ADVERT_WORDS, POSITIVE_WORDS, NEGATIVE_WORDS, CREDIBLE_WORDS,
+             DUBIOUS_WORDS, FILLER_WORDS]
     words = [w for group in lists for w in group]
     assert len(words) == len(set(words))
     assert all(w.isalpha() and w.islower() for w in words)

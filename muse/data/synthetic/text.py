@@ -1,10 +1,11 @@
 """What the reviewers say: vocabularies, timed transcripts and fastText-like word vectors.
 
 Each word slot is a topic word (the segment's topic vocabulary, or sponsor talk in an advert),
-a sentiment word (positive with a probability that rises with the step's valence) or a filler.
-A word's vector is a pseudo-embedding seeded by the word itself plus a shared direction for its
-topic or polarity, so, as with real fastText, related words lie close and text carries topic
-and valence.
+a sentiment word (positive with a probability that rises with the step's valence), a
+credibility word (hedged, evidence-based talk rather than hype, with a probability that rises
+with trustworthiness' own component) or a filler. A word's vector is a pseudo-embedding seeded
+by the word itself plus a shared direction for its topic, polarity or credibility, so, as with
+real fastText, related words lie close and text carries topic, valence and trustworthiness.
 """
 
 from __future__ import annotations
@@ -87,19 +88,30 @@ NEGATIVE_WORDS = (
     "annoying", "flimsy", "ugly", "boring", "weak", "problem", "frustrating", "noisy",
     "uncomfortable", "sluggish", "mediocre", "lacking", "clunky", "harsh",
 )
+CREDIBLE_WORDS = (
+    "honestly", "measured", "tested", "verified", "evidence", "data", "fair", "compared",
+    "experience", "owned", "months", "checked", "consistent", "realistic", "transparent",
+    "objectively", "independent", "results", "numbers", "reliable", "proven", "documented",
+)
+DUBIOUS_WORDS = (
+    "supposedly", "hype", "rumour", "allegedly", "gimmick", "claims", "marketing", "slogan",
+    "promise", "insane", "unbelievable", "guaranteed", "revolutionary", "literally", "crazy",
+    "trust", "whatever", "apparently", "magic", "miracle", "ultimate", "hyped",
+)
 FILLER_WORDS = (
     "the", "and", "it", "is", "this", "that", "you", "i", "we", "really", "so", "a", "of",
     "to", "in", "with", "on", "just", "very", "here", "now", "actually", "pretty", "also",
 )
 EMBEDDING_DIM = FEATURE_SETS["fasttext"].dim
-WORD_KINDS = ("topic", "sentiment", "filler")
-WORD_KIND_P = (0.4, 0.3, 0.3)
+WORD_KINDS = ("topic", "sentiment", "credibility", "filler")
+WORD_KIND_P = (0.35, 0.3, 0.2, 0.15)
 WORD_MS = (250, 650)  # every word covers at least one step centre, so each shows in the steps
 GAP_MS = (20, 200)
 PAUSE_MS = (1000, 3000)  # a silence: its steps carry no word
 PAUSE_RATE = 0.08
 TOPIC_PULL = 1.5  # topic words share a direction 1.5 times as long as the polarity one
 SENTIMENT_SLOPE = 6.0  # P(positive) = sigmoid(slope * valence): 0.95 at valence 0.5
+CREDIBILITY_SLOPE = 3.0  # P(credible) = sigmoid(slope * own trust): 0.82 at one half
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,9 @@ def _word_directions() -> dict[str, np.ndarray]:
     groups["advert"] = (ADVERT_WORDS, _direction("advert"))
     groups["positive"] = (POSITIVE_WORDS, polarity)
     groups["negative"] = (NEGATIVE_WORDS, -polarity)
+    credibility = _direction("credibility")
+    groups["credible"] = (CREDIBLE_WORDS, credibility)
+    groups["dubious"] = (DUBIOUS_WORDS, -credibility)
     return {word: direction for words, direction in groups.values() for word in words}
 
 
@@ -150,14 +165,15 @@ def word_vector(word: str) -> np.ndarray:
 
 def transcribe(video: VideoPlan, signals: VideoSignals, seed: int) -> Transcript:
     rng = stream(seed, video.video_id, "transcript")
-    parts = [_segment_words(rng, s, signals.clean["valence"]) for s in video.segments]
+    parts = [_segment_words(rng, s, signals.clean["valence"], signals.trust_own)
+             for s in video.segments]
     words = tuple(w for part in parts for w in part[0])
     start, end, segment_id = (np.concatenate([part[i] for part in parts]) for i in (1, 2, 3))
     return Transcript(words, start, end, segment_id)
 
 
-def _segment_words(rng: np.random.Generator, segment: Segment, valence: np.ndarray
-                   ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def _segment_words(rng: np.random.Generator, segment: Segment, valence: np.ndarray,
+                   trust_own: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     begin, finish = segment.start * STEP_MS, segment.stop * STEP_MS
     slots = (finish - begin) // WORD_MS[0] + 1  # more than can fit
     length = rng.integers(WORD_MS[0], WORD_MS[1] + 1, slots)
@@ -172,9 +188,12 @@ def _segment_words(rng: np.random.Generator, segment: Segment, valence: np.ndarr
     # Sentiment follows the noiseless valence at the word's onset.
     onset_valence = valence[start // STEP_MS]
     positive = rng.random(start.size) < 1.0 / (1.0 + np.exp(-SENTIMENT_SLOPE * onset_valence))
+    onset_own = trust_own[start // STEP_MS]
+    credible = rng.random(start.size) < 1.0 / (1.0 + np.exp(-CREDIBILITY_SLOPE * onset_own))
     pick = rng.integers(0, 1 << 30, start.size)  # an index into whichever list the slot uses
     words = []
-    for k, p, i in zip(kind, positive, pick, strict=True):
-        pool = (topic_words, POSITIVE_WORDS if p else NEGATIVE_WORDS, FILLER_WORDS)[k]
+    for k, p, c, i in zip(kind, positive, credible, pick, strict=True):
+        pool = (topic_words, POSITIVE_WORDS if p else NEGATIVE_WORDS,
+                CREDIBLE_WORDS if c else DUBIOUS_WORDS, FILLER_WORDS)[k]
         words.append(pool[i % len(pool)])
     return words, start, end, np.full(start.size, segment.segment_id)
