@@ -93,8 +93,11 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
 
 def make_logger(cfg: DictConfig, run_id: str | None = None) -> MLFlowLogger:
     """A Lightning MLflow logger for a new run, or for `run_id` when resuming it."""
+    local = not str(cfg.logger.tracking_uri).startswith(("http://", "https://"))
     return MLFlowLogger(
         experiment_name=cfg.task.experiment_name,
+        # MLflow's default for a SQLite store is ./mlruns of whatever folder the run started in.
+        artifact_location=str(Path(cfg.logger.artifact_location).resolve()) if local else None,
         run_name=run_name(cfg) if run_id is None else None,
         tracking_uri=cfg.logger.tracking_uri,
         tags=run_tags(cfg) if run_id is None else None,
