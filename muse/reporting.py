@@ -62,16 +62,12 @@ def summary(result: dict) -> str:
         if scores is None:
             lines.append(f"  {partition}: labels masked, predictions written only")
             continue
-        parts = [f"score {scores['score'] if 'score' in scores else _topic(scores)}"]
-        parts += [f"{k} {v}" for k, v in scores.items() if isinstance(v, dict)
-                  for v in [v.get("ccc", v.get("score"))]]
-        lines.append(f"  {partition}: " + ", ".join(parts))
+        overall = [f"{k} {v}" for k, v in scores.items() if k.endswith("score")]
+        targets = [f"{k} {v.get('ccc', v.get('score'))}" for k, v in scores.items()
+                   if isinstance(v, dict)]
+        lines.append(f"  {partition}: " + ", ".join(overall + targets))
     lines.append(f"  predictions (submission layout): {result['predictions']}")
     lines.append(f"  best checkpoint: {result['best_checkpoint']}")
     lines.append(f"  recorded in {result['tracking_uri']}")
     lines.append(f"  look at it: {tracking.ui_command(result['tracking_uri'])}")
     return "\n".join(lines)
-
-
-def _topic(scores: dict) -> str:
-    return f"topic {scores.get('topic_score')} / emotion {scores.get('emotion_score')}"
