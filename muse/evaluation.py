@@ -122,8 +122,7 @@ def locate_checkpoint(cfg: DictConfig) -> tuple[Path, str | None]:
         path = Path(cfg.ckpt)
         if not path.is_file():
             raise MuseError(f"ckpt={path}: no such checkpoint file")
-        run_id = path.parent.name if path.parent.parent.name == "checkpoints" else None
-        return path, run_id
+        return path, tracking.checkpoint_run_id(path)
     if not cfg.get("run_id"):
         raise MuseError("give run_id=<mlflow run id> or ckpt=<checkpoint file>")
     try:

@@ -137,6 +137,11 @@ def mark(client: MlflowClient, run_id: str, status: str, traceback: str | None =
     client.set_terminated(run_id, status)
 
 
+def checkpoint_run_id(path: Path) -> str | None:
+    """The run a checkpoint belongs to: muse keeps them in `<log_dir>/checkpoints/<run id>/`."""
+    return path.parent.name if path.parent.parent.name == "checkpoints" else None
+
+
 def ui_command(tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri} in a browser"

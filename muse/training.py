@@ -92,8 +92,7 @@ def resume_point(cfg: DictConfig) -> Resume:
     value = str(value)
     if Path(value).is_file():
         path = Path(value)
-        run_id = path.parent.name if path.parent.parent.name == "checkpoints" else None
-        return Resume(run_id, path)
+        return Resume(tracking.checkpoint_run_id(path), path)
     if value == "last":
         run_id = tracking.unfinished_run(cfg.logger.tracking_uri, cfg.task.experiment_name,
                                          tracking.config_hash(cfg))

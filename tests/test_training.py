@@ -162,3 +162,12 @@ def test_resume_without_an_unfinished_run_is_a_clear_error(
     cfg = config(tmp_path, demo_stores["wild"].parent, *QUICK, "ckpt_path=last")  # fresh logs
     with pytest.raises(MuseError, match="no unfinished MuSe-Wild run"):
         train(cfg)
+
+
+def test_evaluate_a_checkpoint_file_finds_its_run(wild_run, tmp_path: Path) -> None:
+    cfg, result = wild_run
+    eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"ckpt={result['best_checkpoint']}",
+                      f"paths.output_dir={tmp_path}", name="evaluate")
+    evaluated = evaluate(eval_cfg)
+    assert evaluated["run_id"] == result["run_id"]
+    assert evaluated["scores"]["devel"] == result["devel"]
