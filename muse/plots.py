@@ -124,8 +124,9 @@ def prediction_curves(
             guess = frame[f"prediction_{target}"].to_numpy(dtype=np.float64)
             both = np.isfinite(truth) & np.isfinite(guess)
             ccc = round_ccc(official_ccc(truth[both], guess[both]))
-            ax.plot(seconds, truth, color=_GOLD_COLOR, linewidth=1.2, label="gold")
-            ax.plot(seconds, guess, color=_PRED_COLOR, linewidth=1.2, label="predicted")
+            x, truth, guess = _break_at_gaps(seconds, truth, guess)
+            ax.plot(x, truth, color=_GOLD_COLOR, linewidth=1.2, label="gold")
+            ax.plot(x, guess, color=_PRED_COLOR, linewidth=1.2, label="predicted")
             ax.set_title(f"video {video} · {target} · CCC {ccc:.4f}", fontsize=10)
             # A fixed range makes rows comparable; the small margin keeps a trace at +-1
             # visible instead of hidden under the frame.
@@ -177,6 +178,12 @@ def relative_confusion(truth: np.ndarray, guess: np.ndarray, n_classes: int) -> 
     support = counts.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(support > 0, counts / support, np.nan)
+
+
+def _break_at_gaps(seconds: np.ndarray, *series: np.ndarray) -> list[np.ndarray]:
+    """Insert a NaN point where steps are missing (a left-out advert), so no line bridges it."""
+    gaps = np.flatnonzero(np.diff(seconds) > STEP_MS / 1000.0 + 1e-9) + 1
+    return [np.insert(values, gaps, np.nan) for values in (seconds, *series)]
 
 
 def confusion_matrices(gold: pd.DataFrame, predictions: pd.DataFrame) -> Figure:

@@ -260,3 +260,16 @@ def test_learning_curves_without_devel_metrics_still_two_axes():
     assert fig.axes[1].texts[0].get_text() == "no devel metrics logged"
     with pytest.raises(ValueError):
         learning_curves({})
+
+
+def test_curves_break_where_steps_are_missing() -> None:
+    """Steps left out (an advert) leave a gap in the curve rather than a bridging line."""
+    timestamps = np.r_[np.arange(0, 2500, 250), np.arange(5000, 7500, 250)]
+    gold = pd.DataFrame({"id": 1, "timestamp": timestamps,
+                         "label_arousal": np.sin(timestamps / 1000.0),
+                         "label_valence": np.cos(timestamps / 1000.0)})
+    predicted = gold.rename(columns=lambda c: c.replace("label_", "prediction_"))
+    figure = prediction_curves(gold, predicted, "wild", videos=1)
+    x = figure.axes[0].lines[0].get_xdata()
+    assert len(x) == len(timestamps) + 1
+    assert np.isnan(x[10]) and x[9] == 2.25 and x[11] == 5.0
