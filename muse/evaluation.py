@@ -65,8 +65,11 @@ class Evaluation:
 
 
 def predict(module: pl.LightningModule, datamodule: MuseDataModule, partition: str,
-            scored: list[str]) -> pd.DataFrame:
-    """The module's predictions for every labelled row of a partition, scored targets only."""
+            scored: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions (scored targets only) and gold labels of every labelled row of a partition.
+
+    One pass over the partition gives both: the outputs carry the batches' labels.
+    """
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          accelerator="auto", devices=1)
     with torch.inference_mode():
@@ -74,14 +77,9 @@ def predict(module: pl.LightningModule, datamodule: MuseDataModule, partition: s
     predictions = [output["predictions"] for output in outputs]
     frame = datamodule.predictions_frame(outputs, predictions, list(predictions[0]))
     keys = [c for c in frame.columns if not c.startswith("prediction_")]
-    return frame[keys + [f"prediction_{t}" for t in scored if f"prediction_{t}" in frame]]
-
-
-def gold(datamodule: MuseDataModule, partition: str) -> pd.DataFrame:
-    """The partition's labels in the aggregated table's layout (`label_<target>` columns)."""
-    batches = list(datamodule.predict_dataloader(partition))
-    frame = datamodule.predictions_frame(batches, [batch["labels"] for batch in batches])
-    return frame.rename(columns=lambda c: c.replace("prediction_", "label_", 1))
+    frame = frame[keys + [f"prediction_{t}" for t in scored if f"prediction_{t}" in frame]]
+    gold = datamodule.predictions_frame(outputs, [output["labels"] for output in outputs])
+    return frame, gold.rename(columns=lambda c: c.replace("prediction_", "label_", 1))
 
 
 def _has_labels(frame: pd.DataFrame, columns: list[str]) -> bool:
@@ -99,8 +97,7 @@ def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task
     module.eval()
     result = Evaluation(task)
     for partition in partitions:
-        predictions = predict(module, datamodule, partition, scored)
-        labels = gold(datamodule, partition)
+        predictions, labels = predict(module, datamodule, partition, scored)
         columns = [f"label_{t}" for t in scored]
         result.predictions[partition] = predictions
         result.gold[partition] = labels

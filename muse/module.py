@@ -189,11 +189,12 @@ class MuseModule(pl.LightningModule):
     # -- predictions and optimisation ---------------------------------------------------------
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        """The batch's row keys and `predictions` {target: values or logits}, on the CPU.
+        """The batch's row keys, labels and `predictions` {target: values or logits}, on the CPU.
 
-        Fits `MuseDataModule.predictions_frame(outputs, [o["predictions"] for o in outputs])`.
+        Fits `MuseDataModule.predictions_frame(outputs, [o["predictions"] for o in outputs])`;
+        the labels let the caller build the gold frame without reading the partition again.
         """
-        keys = ("video_id", "mask", "timestamp", "segment_id")
+        keys = ("video_id", "mask", "timestamp", "segment_id", "labels")
         out = {key: batch[key].cpu() for key in keys if key in batch}
         out["predictions"] = {name: value.cpu() for name, value in self(batch).items()}
         return out
