@@ -23,6 +23,7 @@ from pytorch_lightning.trainer.states import TrainerStatus
 
 from muse import tracking
 from muse.data.datamodule import MuseDataModule
+from muse.data.layout import TASKS
 from muse.data.sources import store_for
 from muse.errors import MuseError
 from muse.evaluation import Evaluation, evaluate_module
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 def build_datamodule(cfg: DictConfig, store: Path) -> MuseDataModule:
     data = cfg.data
     return MuseDataModule(
-        str(store), cfg.task.name, list(cfg.features.names), targets=list(cfg.task.targets),
+        str(store), cfg.task.name, list(cfg.features.names), targets=run_targets(cfg),
         window=data.window, hop=data.hop, eval_window=data.eval_window,
         segment_length=data.segment_length, alignment=data.alignment,
         batch_size=data.batch_size, eval_batch_size=data.eval_batch_size,
@@ -55,9 +56,35 @@ def class_weights(datamodule: MuseDataModule, target: str, classes: int) -> list
     return weights.tolist()
 
 
+def run_targets(cfg: DictConfig) -> list[str]:
+    """The targets this run learns: the model's own choice (`model.targets`) or the task's."""
+    chosen = cfg.model.get("targets") or cfg.task.targets
+    available = TASKS[cfg.task.name].targets
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise MuseError(f"model {cfg.model.name} learns {', '.join(unknown)}, which "
+                        f"task={cfg.task.name} has no labels for (it has: {', '.join(available)})")
+    return [str(name) for name in chosen]
+
+
+def encoder_node(cfg: DictConfig, datamodule: MuseDataModule) -> dict:
+    """The model's encoder node, with the data facts it leaves open (`null`) filled in.
+
+    `feature_dims` ({feature set: width}) and `audio_samples` (samples per label step) are
+    known only once the store is open; filled in here, they are saved with the checkpoint.
+    """
+    node = OmegaConf.to_container(cfg.model.encoder, resolve=True)
+    facts = {"feature_dims": lambda: datamodule.feature_dims,
+             "audio_samples": lambda: datamodule.audio_samples_per_step}
+    for key, fact in facts.items():
+        if key in node and node[key] is None:
+            node[key] = fact()
+    return node
+
+
 def build_module(cfg: DictConfig, datamodule: MuseDataModule) -> MuseModule:
     targets = []
-    for name in cfg.task.targets:
+    for name in run_targets(cfg):
         classes = datamodule.num_classes.get(name)
         if classes is None:
             targets.append({"name": name, "kind": "continuous"})
@@ -68,7 +95,7 @@ def build_module(cfg: DictConfig, datamodule: MuseDataModule) -> MuseModule:
                             "class_weights": weights})
     container = OmegaConf.to_container(cfg.model, resolve=True)
     return MuseModule(
-        encoder=container["encoder"], input_dim=datamodule.feature_dim, task=cfg.task.name,
+        encoder=encoder_node(cfg, datamodule), input_dim=datamodule.feature_dim, task=cfg.task.name,
         targets=targets, scored=list(cfg.task.scored), optimizer=container["optimizer"],
         scheduler=container.get("scheduler"),
     )

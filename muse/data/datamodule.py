@@ -149,7 +149,13 @@ class MuseDataModule(pl.LightningDataModule):
 
     @property
     def feature_dim(self) -> int:
-        return sum(self.store.feature_dims(self.table, self.features))
+        return sum(self.feature_dims.values())
+
+    @property
+    def feature_dims(self) -> dict[str, int]:
+        """{feature set: width}, in the order the sets are concatenated in `features`."""
+        return dict(zip(self.features, self.store.feature_dims(self.table, self.features),
+                        strict=True))
 
     @property
     def num_classes(self) -> dict[str, int]:
