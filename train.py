@@ -6,12 +6,20 @@ The configs are in conf/ (see conf/README.md); the work is `muse.training.train`
 import hydra
 from omegaconf import DictConfig
 
-from muse.training import train
+from muse.distributed import is_global_zero
+from muse.sweep import write_result
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    devel = train(cfg).get("devel") or {}
+    # Imported here: the process that launches a parallel sweep never needs torch.
+    from muse.training import train
+
+    result = train(cfg)
+    if not is_global_zero():  # another process of a DDP run, sharing rank 0's run folder
+        return None
+    write_result(cfg.paths.output_dir, result)  # what the job did, for a sweep's summary
+    devel = result.get("devel") or {}
     # The value Hydra sweepers optimise: the official devel score (MuSe-Topic: the mean of the
     # topic and emotion scores, as the monitored devel/score).
     if "topic_score" in devel:

@@ -1,4 +1,4 @@
-"""The `muse` command: synth, prepare and score subcommands over the muse package."""
+"""The `muse` command: synth, prepare, demo, score and report subcommands over the muse package."""
 
 from __future__ import annotations
 
@@ -53,6 +53,18 @@ def _score(args: argparse.Namespace) -> None:
     print(json.dumps(score_files(args.task, labels, args.predictions), indent=2))
 
 
+def _report(args: argparse.Namespace) -> None:
+    from muse.report import report
+    from muse.report.record import EXPERIMENT
+    from muse.tracking import ui_command
+
+    result = report(args.tracking_uri, args.experiments, args.out, tuple(args.formats))
+    print(f"report of {len(result.tables)} table(s) written to {result.out}: "
+          f"{', '.join(result.files)}")
+    print(f"recorded as run {result.run_id} of the experiment {EXPERIMENT}; look at it: "
+          f"{ui_command(result.tracking_uri)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="muse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--partition", choices=("train", "devel", "test"), default="devel")
     score.add_argument("--predictions", type=Path, required=True)
     score.set_defaults(run=_score)
+
+    report = commands.add_parser("report", help="the paper's tables from the MLflow runs")
+    report.add_argument("--experiment", dest="experiments", action="extend", nargs="+",
+                        default=None, metavar="NAME",
+                        help="experiments to read (default: MuSe-Wild MuSe-Topic MuSe-Trust)")
+    report.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///logs/mlflow.db")
+    report.add_argument("--out", type=Path, default=None, help="default: logs/report")
+    report.add_argument("--format", dest="formats", type=_csv_list, default=["md", "csv"],
+                        help="comma-separated, from md,csv,html (PNG figures always)")
+    report.set_defaults(run=_report)
     return parser
 
 

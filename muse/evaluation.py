@@ -63,6 +63,14 @@ class Evaluation:
                     flat[f"{prefix}/{partition}/{key}"] = value
         return flat
 
+    def add(self, partition: str, predictions: pd.DataFrame, gold: pd.DataFrame,
+            scored: list[str]) -> None:
+        """A partition's predictions and gold labels, with their official scores (`_score`);
+        for models that predict without `predict` (the classical baselines)."""
+        self.predictions[partition] = predictions
+        self.gold[partition] = gold
+        self.scores[partition] = _score(self.task, scored, partition, predictions, gold)
+
 
 def predict(module: pl.LightningModule, datamodule: MuseDataModule, partition: str,
             scored: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -91,6 +99,26 @@ def _has_labels(frame: pd.DataFrame, columns: list[str]) -> bool:
     return bool(len(values)) and not missing.any()
 
 
+def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFrame,
+           labels: pd.DataFrame) -> dict | None:
+    """The official scores; None for masked labels or a model without every scored target
+    (one target of a per-target run: `combine` scores the run once all its targets are in)."""
+    missing = [t for t in scored if f"prediction_{t}" not in predictions]
+    if missing:
+        # debug: every target model of a per-target run meets this; `combine` scores the run
+        log.debug("%s: no %s predictions, which the official score needs: not scored",
+                  partition, ", ".join(missing))
+        return None
+    columns = [f"label_{t}" for t in scored]
+    if not _has_labels(labels, columns):
+        log.info("%s labels are masked: %s predictions written, not scored", partition,
+                 partition)
+        return None
+    keys = [c for c in labels.columns if not c.startswith("label_")]
+    return score_frames(task, labels[keys + columns], predictions,
+                        labels_name=f"{partition} labels")
+
+
 def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task: str,
                     scored: list[str], partitions: tuple[str, ...] = PARTITIONS) -> Evaluation:
     """Predict and officially score each partition; a partition with masked labels is unscored."""
@@ -98,53 +126,86 @@ def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task
     result = Evaluation(task)
     for partition in partitions:
         predictions, labels = predict(module, datamodule, partition, scored)
-        columns = [f"label_{t}" for t in scored]
         result.predictions[partition] = predictions
         result.gold[partition] = labels
-        if _has_labels(labels, columns):
-            keys = [c for c in labels.columns if not c.startswith("label_")]
-            result.scores[partition] = score_frames(task, labels[keys + columns], predictions,
-                                                    labels_name=f"{partition} labels")
-        else:
-            log.info("%s labels are masked: %s predictions written, not scored", partition,
-                     partition)
-            result.scores[partition] = None
+        result.scores[partition] = _score(task, scored, partition, predictions, labels)
     return result
 
 
-def locate_checkpoint(cfg: DictConfig) -> tuple[Path, str | None]:
-    """The checkpoint to evaluate and the MLflow run it belongs to (None if unknown)."""
+def _merge(frames: list[pd.DataFrame], prefix: str) -> pd.DataFrame:
+    """Frames of the same rows with different value columns, side by side on the key columns."""
+    keys = [c for c in frames[0].columns if not c.startswith(prefix)]
+    merged = frames[0]
+    for frame in frames[1:]:
+        merged = merged.merge(frame[keys + [c for c in frame.columns if c not in merged]],
+                              on=keys, how="outer", validate="one_to_one")
+    return merged
+
+
+def combine(evaluations: list[Evaluation], task: str, scored: list[str]) -> Evaluation:
+    """One evaluation of the models of a per-target run (each predicting its own targets)."""
+    result = Evaluation(task)
+    for partition in evaluations[0].predictions:
+        predictions = _merge([e.predictions[partition] for e in evaluations], "prediction_")
+        keys = [c for c in predictions.columns if not c.startswith("prediction_")]
+        predictions = predictions[keys + [f"prediction_{t}" for t in scored
+                                          if f"prediction_{t}" in predictions]]
+        labels = _merge([e.gold[partition] for e in evaluations], "label_")
+        result.predictions[partition] = predictions
+        result.gold[partition] = labels
+        result.scores[partition] = _score(task, scored, partition, predictions, labels)
+    return result
+
+
+def locate_checkpoints(cfg: DictConfig) -> tuple[list[Path], str | None]:
+    """The checkpoints to evaluate (one per model of the run) and the MLflow run they belong
+    to (None if unknown). `ckpt` may list several files, comma-separated."""
     client = MlflowClient(cfg.logger.tracking_uri)
     if cfg.get("ckpt"):
-        path = Path(cfg.ckpt)
-        if not path.is_file():
-            raise MuseError(f"ckpt={path}: no such checkpoint file")
-        return path, tracking.checkpoint_run_id(path)
+        paths = [Path(part.strip()) for part in str(cfg.ckpt).split(",") if part.strip()]
+        for path in paths:
+            if not path.is_file():
+                raise MuseError(f"ckpt={path}: no such checkpoint file")
+        return paths, tracking.checkpoint_run_id(paths[0])
     if not cfg.get("run_id"):
         raise MuseError("give run_id=<mlflow run id> or ckpt=<checkpoint file>")
     try:
         tags = client.get_run(cfg.run_id).data.tags
     except MlflowException:
         raise MuseError(f"run_id={cfg.run_id}: no such run in {cfg.logger.tracking_uri}") from None
-    best = tags.get(tracking.BEST_CHECKPOINT_TAG)
-    if not best or not Path(best).is_file():
+    best = tracking.split_checkpoints(tags.get(tracking.BEST_CHECKPOINT_TAG, ""))
+    if not best or not all(Path(path).is_file() for path in best):
         raise MuseError(f"run {cfg.run_id} has no best checkpoint on this machine ({best!r}); "
                         "pass ckpt=<file> instead")
-    return Path(best), cfg.run_id
+    return [Path(path) for path in best], cfg.run_id
+
+
+def evaluate_checkpoint(checkpoint: Path, data_dir: str | None) -> tuple[Evaluation, list[str]]:
+    """Model and data rebuilt from one checkpoint (the store from `data_dir` if given): its
+    evaluation and the task's scored targets."""
+    from muse.module import MuseModule
+
+    if checkpoint.suffix == ".joblib":  # a classical baseline's saved model, not Lightning's
+        from muse.classical.harness import evaluate_saved
+
+        return evaluate_saved(checkpoint, data_dir)
+    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    task, scored = module.hparams.task, list(module.hparams.scored)
+    overrides = {}
+    if data_dir:
+        overrides["store_path"] = store_path(Path(data_dir), task)
+    datamodule = MuseDataModule.load_from_checkpoint(checkpoint, **overrides)
+    return evaluate_module(module, datamodule, task, scored), scored
 
 
 def evaluate(cfg: DictConfig) -> dict:
     """evaluate.py: rebuild model and data from a checkpoint, predict, score, write test.csv."""
-    from muse.module import MuseModule
-
-    checkpoint, run_id = locate_checkpoint(cfg)
-    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    task, scored = module.hparams.task, list(module.hparams.scored)
-    overrides = {}
-    if cfg.get("data_dir"):
-        overrides["store_path"] = store_path(Path(cfg.data_dir), task)
-    datamodule = MuseDataModule.load_from_checkpoint(checkpoint, **overrides)
-    result = evaluate_module(module, datamodule, task, scored)
+    checkpoints, run_id = locate_checkpoints(cfg)
+    evaluated = [evaluate_checkpoint(path, cfg.get("data_dir")) for path in checkpoints]
+    evaluations, scored = [e for e, _ in evaluated], evaluated[0][1]
+    result = evaluations[0]
+    if len(evaluations) > 1:
+        result = combine(evaluations, result.task, scored)
     out = Path(cfg.paths.output_dir)
     paths = result.write(out)
     if run_id is not None:
@@ -152,9 +213,9 @@ def evaluate(cfg: DictConfig) -> dict:
         for key, value in result.flat_scores("evaluate").items():
             client.log_metric(run_id, key, float(value))
         client.log_artifact(run_id, str(paths["test"]), "submission")
-    print(f"evaluated {checkpoint}")
+    print(f"evaluated {', '.join(map(str, checkpoints))}")
     for partition, scores in result.scores.items():
-        print(f"  {partition}: {json.dumps(scores) if scores else 'labels masked, not scored'}")
+        print(f"  {partition}: {json.dumps(scores) if scores else 'not scored (see above)'}")
     print(f"  submission file: {paths['test']}")
-    return {"checkpoint": str(checkpoint), "run_id": run_id, "scores": result.scores,
-            "submission": str(paths["test"])}
+    return {"checkpoint": ",".join(map(str, checkpoints)), "run_id": run_id,
+            "scores": result.scores, "submission": str(paths["test"])}

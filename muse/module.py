@@ -61,7 +61,11 @@ class MuseModule(pl.LightningModule):
         scored: the task's scored targets (those of the official score).
         optimizer: partial Hydra node of the optimizer (`_partial_: true`).
         scheduler: optional {"scheduler": partial node, "monitor": metric name, "mode":
-            "min" | "max"}; `mode` is handed to the scheduler (ReduceLROnPlateau style).
+            "min" | "max"}; `mode` is handed to the scheduler (ReduceLROnPlateau style),
+            stepped once per epoch. With `"interval": "step"` it is stepped after every
+            optimizer step instead and its partial also receives `total_steps`, the number of
+            optimizer steps of the whole fit (see `muse.schedules`).
+        output_activation: None or "tanh", squashing the continuous outputs (End2You).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class MuseModule(pl.LightningModule):
         scored: Sequence[str],
         optimizer: Mapping,
         scheduler: Mapping | None = None,
+        output_activation: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -80,7 +85,7 @@ class MuseModule(pl.LightningModule):
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         self.task = task
         self.encoder = hydra.utils.instantiate(encoder, input_dim=input_dim)
-        self.heads = Heads(self.encoder.output_dim, targets)
+        self.heads = Heads(self.encoder.output_dim, targets, output_activation)
         self.targets = [str(t["name"]) for t in targets]
         self.kinds = self.heads.kinds
         self.scored = [str(name) for name in scored if name in self.kinds]
@@ -126,8 +131,9 @@ class MuseModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss = self.loss(self(batch), batch)
+        # sync_dist: under DDP the epoch's loss is the mean over every process's batches.
         self.log("train/loss", loss, on_step=False, on_epoch=True,
-                 batch_size=len(batch["video_id"]))
+                 batch_size=len(batch["video_id"]), sync_dist=True)
         return loss
 
     # -- metrics ------------------------------------------------------------------------------
@@ -204,8 +210,17 @@ class MuseModule(pl.LightningModule):
         config = self.hparams.scheduler
         if config is None:
             return optimizer
+        factory = hydra.utils.instantiate(config["scheduler"])
+        if config.get("interval") == "step":
+            # The run's length is known only now, once the trainer has the data and its limits.
+            total = self.trainer.estimated_stepping_batches
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": factory(optimizer, total_steps=total),
+                                 "interval": "step"},
+            }
         extra = {"mode": config["mode"]} if config.get("mode") is not None else {}
-        scheduler = hydra.utils.instantiate(config["scheduler"])(optimizer, **extra)
+        scheduler = factory(optimizer, **extra)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": config["monitor"]},

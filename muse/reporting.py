@@ -60,7 +60,8 @@ def summary(result: dict) -> str:
     for partition in ("devel", "test"):
         scores = result.get(partition)
         if scores is None:
-            lines.append(f"  {partition}: labels masked, predictions written only")
+            lines.append(f"  {partition}: not scored (labels masked, or a scored target not "
+                         "learned), predictions written only")
             continue
         overall = [f"{k} {v}" for k, v in scores.items() if k.endswith("score")]
         targets = [f"{k} {v.get('ccc', v.get('score'))}" for k, v in scores.items()

@@ -3,7 +3,8 @@
 Every run lives in its sub-challenge's experiment, is named `<model>-<features>-s<seed>`, and
 carries tags the UI can group by (task, model, features, seed), the git commit, the Hydra
 override list and a hash of its resolved configuration (which is how an unfinished run with the
-same configuration is found again). The resolved configuration is logged as params once.
+same configuration is found again, and how a sweep knows a configuration already finished). The
+resolved configuration is logged as params once.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import hashlib
 import json
 import logging
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
@@ -23,8 +27,10 @@ log = logging.getLogger(__name__)
 CONFIG_HASH_TAG = "muse.config_hash"
 CHECKPOINT_DIR_TAG = "muse.checkpoint_dir"
 BEST_CHECKPOINT_TAG = "muse.best_checkpoint"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a child run under its parent
+TARGET_TAG = "muse.target"
 # Settings that change where or how fast a run goes, not what it computes.
-_NOT_HASHED = ("ckpt_path", "paths", "hydra", "logger", "debug")
+_NOT_HASHED = ("ckpt_path", "skip_finished", "paths", "hydra", "logger", "debug")
 _NOT_HASHED_TRAINER = ("enable_progress_bar", "accelerator", "devices")
 
 
@@ -91,18 +97,82 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
     return tags
 
 
-def make_logger(cfg: DictConfig, run_id: str | None = None) -> MLFlowLogger:
-    """A Lightning MLflow logger for a new run, or for `run_id` when resuming it."""
+def make_logger(cfg: DictConfig, run_id: str | None = None, parent_id: str | None = None,
+                target: str | None = None) -> MLFlowLogger:
+    """A Lightning MLflow logger for a new run, or for `run_id` when resuming it.
+
+    With `parent_id`, the run is the child run of one target of a per-target run: it holds
+    that target model's epochs, and none of the tags sweeps and reports look runs up by.
+    """
     local = not str(cfg.logger.tracking_uri).startswith(("http://", "https://"))
+    # MLflow's default for a SQLite store is ./mlruns of whatever folder the run started in.
+    artifacts = str(Path(cfg.logger.artifact_location).resolve()) if local else None
+    if run_id is None:
+        ensure_experiment(cfg.logger.tracking_uri, cfg.task.experiment_name, artifacts)
+    if parent_id is None:
+        name, tags = run_name(cfg), run_tags(cfg)
+    else:
+        name = f"{run_name(cfg)}/{target}"
+        tags = {PARENT_TAG: parent_id, TARGET_TAG: str(target), "task": cfg.task.name}
     return MLFlowLogger(
         experiment_name=cfg.task.experiment_name,
-        # MLflow's default for a SQLite store is ./mlruns of whatever folder the run started in.
-        artifact_location=str(Path(cfg.logger.artifact_location).resolve()) if local else None,
-        run_name=run_name(cfg) if run_id is None else None,
+        artifact_location=artifacts,
+        run_name=name if run_id is None else None,
         tracking_uri=cfg.logger.tracking_uri,
-        tags=run_tags(cfg) if run_id is None else None,
+        tags=tags if run_id is None else None,
         run_id=run_id,
     )
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
+    """Create the experiment unless it exists: the parallel jobs of a sweep race to it."""
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(name) is not None:
+        return
+    try:
+        client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:
+        if client.get_experiment_by_name(name) is None:  # not another job's creation
+            raise
+
+
+@dataclass
+class ChildRun:
+    """What an earlier attempt left of one target's child run (run_id None: there is none)."""
+
+    run_id: str | None = None
+    finished: bool = False
+    best_checkpoint: str = ""
+
+
+def child_run(cfg: DictConfig, parent_id: str, target: str) -> ChildRun:
+    """The child run of `target` under `parent_id`, when the parent run is being resumed."""
+    client = MlflowClient(cfg.logger.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.task.experiment_name)
+    if experiment is None:
+        return ChildRun()
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{TARGET_TAG}` = '{target}'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )
+    if not runs:
+        return ChildRun()
+    best = runs[0].data.tags.get(BEST_CHECKPOINT_TAG, "")
+    return ChildRun(runs[0].info.run_id, runs[0].info.status == "FINISHED",
+                    best if best and Path(best).is_file() else "")
+
+
+def join_checkpoints(paths: list[str]) -> str:
+    """The best-checkpoint tag of a run: one path, or a JSON list (one model per target)."""
+    return paths[0] if len(paths) == 1 else json.dumps(paths)
+
+
+def split_checkpoints(value: str) -> list[str]:
+    """The inverse of `join_checkpoints` ([] for an empty tag)."""
+    if not value:
+        return []
+    return [str(path) for path in json.loads(value)] if value.startswith("[") else [value]
 
 
 def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:
@@ -113,21 +183,51 @@ def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:
     logger.experiment.log_artifact(logger.run_id, str(path))
 
 
-def unfinished_run(tracking_uri: str, experiment_name: str, digest: str) -> str | None:
-    """The newest run of the experiment with this config hash that did not finish."""
+def _runs_with_hash(tracking_uri: str, experiment_name: str, digest: str) -> list[Run]:
+    """The experiment's runs with this config hash, newest first."""
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        return None
-    runs = client.search_runs(
+        return []
+    return client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{digest}'",
         order_by=["attributes.start_time DESC"],
     )
-    for run in runs:
+
+
+def unfinished_run(tracking_uri: str, experiment_name: str, digest: str) -> str | None:
+    """The newest run of the experiment with this config hash that did not finish."""
+    for run in _runs_with_hash(tracking_uri, experiment_name, digest):
         if run.info.status != "FINISHED":
             return run.info.run_id
     return None
+
+
+def finished_run(tracking_uri: str, experiment_name: str, digest: str) -> Run | None:
+    """The newest run of the experiment with this config hash that finished."""
+    for run in _runs_with_hash(tracking_uri, experiment_name, digest):
+        if run.info.status == "FINISHED":
+            return run
+    return None
+
+
+def best_scores(run: Run) -> dict[str, dict]:
+    """A run's logged best-epoch scores per partition, nested as `Evaluation.scores` is.
+
+    The inverse of `Evaluation.flat_scores("best")`: `best/devel/score` -> devel["score"],
+    `best/devel/arousal/ccc` -> devel["arousal"]["ccc"].
+    """
+    scores: dict[str, dict] = {}
+    for key, value in run.data.metrics.items():
+        parts = key.split("/")
+        if len(parts) < 3 or parts[0] != "best":
+            continue
+        node = scores.setdefault(parts[1], {})
+        for part in parts[2:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return scores
 
 
 def mark(client: MlflowClient, run_id: str, status: str, traceback: str | None = None) -> None:
@@ -138,8 +238,12 @@ def mark(client: MlflowClient, run_id: str, status: str, traceback: str | None =
 
 
 def checkpoint_run_id(path: Path) -> str | None:
-    """The run a checkpoint belongs to: muse keeps them in `<log_dir>/checkpoints/<run id>/`."""
-    return path.parent.name if path.parent.parent.name == "checkpoints" else None
+    """The run a checkpoint belongs to: muse keeps them in `<log_dir>/checkpoints/<run id>/`
+    (one model per target: `<run id>/<target>/`)."""
+    for folder in (path.parent, path.parent.parent):
+        if folder.parent.name == "checkpoints":
+            return folder.name
+    return None
 
 
 def ui_command(tracking_uri: str) -> str:

@@ -19,6 +19,15 @@ def no_shared_tracking_server():
         os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
+@pytest.fixture(autouse=True)
+def no_leaked_tracking_uri():
+    """`mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: without this, a test's run would
+    send the runs of the next module's fixtures (set up before its function fixtures) to its
+    store."""
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
 @pytest.fixture(scope="session")
 def demo_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic MuSe-CaR package in the official layout (8 videos of about a minute)."""

@@ -3,12 +3,13 @@
 Configured by task and feature selection (early fusion: the chosen feature sets concatenated
 in the order given). Wild and trust yield windows of label-aligned steps for training and
 non-overlapping sequences for devel/test; topic yields one item per segment. The batch layouts
-are described in `muse.data.datasets`.
+are described in `muse.data.datasets` (topic with `alignment="unaligned"`: every feature set
+at its own rows and length, `muse.data.unaligned`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from muse.data.datasets import (
     SegmentDataset,
@@ -28,7 +29,14 @@ from muse.data.datasets import (
 )
 from muse.data.layout import EMOTION_CLASSES, PARTITIONS, STEP_MS, TASKS, TOPIC_NAMES
 from muse.data.normalization import Normalizer
+from muse.data.sharding import evaluation_sampler
 from muse.data.store import Store
+from muse.data.unaligned import (
+    UNALIGNED,
+    collate_unaligned,
+    unaligned_segments,
+    unaligned_table,
+)
 from muse.errors import StoreError
 
 CONTINUOUS_TABLE = "label_aligned"
@@ -47,12 +55,14 @@ class MuseDataModule(pl.LightningDataModule):
     Args:
         store_path: the task's HDF5 store (`muse prepare` output).
         task: wild, topic or trust.
-        features: feature sets to concatenate, in this order (a list or "a,b,c").
+        features: feature sets to concatenate, in this order (a list or "a,b,c"); may be
+            empty when the raw audio is read, or for topic, whose batches carry the text.
         targets: label columns, in this order; default every target the store has.
         window, hop: training window length and hop in label steps (wild, trust).
         eval_window: devel/test chunk length; None = whole videos.
         segment_length: topic segments are cropped/padded to this many rows.
-        alignment: topic table, `egemaps_aligned` (default) or `fasttext_aligned`.
+        alignment: topic table, `egemaps_aligned` (default) or `fasttext_aligned`; or
+            `unaligned`: every feature set's own rows (`muse.data.unaligned`).
         batch_size, eval_batch_size: training and evaluation batch sizes (eval defaults to
             batch_size).
         num_workers: DataLoader workers; each opens the store itself.
@@ -61,6 +71,8 @@ class MuseDataModule(pl.LightningDataModule):
         memory_budget_mb: features, then audio, are held in memory while they fit; the
             rest is read from the file per item.
         seed: seed of the training shuffle.
+        unaligned_lengths: topic, alignment `unaligned`: {feature set: rows kept per segment}
+            for the sets that do not keep `segment_length` rows.
     """
 
     def __init__(
@@ -81,12 +93,14 @@ class MuseDataModule(pl.LightningDataModule):
         audio: bool = False,
         memory_budget_mb: float = 2048,
         seed: int = 0,
+        unaligned_lengths: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         # Checkpoints then carry the data settings: evaluate.py rebuilds this module from them
         # (a plain str: weights-only checkpoint loading refuses Path objects). The harness logs
         # the whole config itself, so the logger does not get these.
         store_path = str(store_path)
+        unaligned_lengths = {str(k): int(v) for k, v in (unaligned_lengths or {}).items()}
         self.save_hyperparameters(logger=False)
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -94,8 +108,9 @@ class MuseDataModule(pl.LightningDataModule):
         self.spec = TASKS[task]  # targets, scored targets and key columns of the task
         self.store_path = Path(store_path)
         self.features = _names(features)
-        if not self.features:
-            raise ValueError("choose at least one feature set")
+        # Topic batches always carry the transcripts, which a text model reads alone.
+        if not self.features and not audio and self.spec.continuous:
+            raise ValueError("choose at least one feature set (or the raw audio)")
         self._targets = None if targets is None else tuple(_names(targets))
         if self.spec.continuous:
             if alignment not in (None, CONTINUOUS_TABLE):
@@ -103,15 +118,16 @@ class MuseDataModule(pl.LightningDataModule):
             self.table = CONTINUOUS_TABLE
         else:
             self.table = alignment or TOPIC_ALIGNMENT
-            if self.table not in self.spec.aligned:
+            if self.table not in (*self.spec.aligned, UNALIGNED):
                 raise ValueError(
-                    f"topic alignment must be one of {', '.join(self.spec.aligned)}, "
+                    f"topic alignment must be one of {', '.join((*self.spec.aligned, UNALIGNED))}, "
                     f"not {self.table!r}"
                 )
             if audio:
                 raise ValueError("audio=True is for the continuous tasks (wild, trust)")
         self.window, self.hop, self.eval_window = window, hop, eval_window
         self.segment_length = segment_length
+        self.unaligned_lengths = unaligned_lengths
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -154,8 +170,17 @@ class MuseDataModule(pl.LightningDataModule):
     @property
     def feature_dims(self) -> dict[str, int]:
         """{feature set: width}, in the order the sets are concatenated in `features`."""
+        if self.table == UNALIGNED:  # one table per feature set
+            return {name: self.store.feature_dims(unaligned_table(name), [name])[0]
+                    for name in self.features}
         return dict(zip(self.features, self.store.feature_dims(self.table, self.features),
                         strict=True))
+
+    @property
+    def stream_lengths(self) -> dict[str, int]:
+        """Alignment `unaligned`: {feature set: rows kept per segment}."""
+        return {name: self.unaligned_lengths.get(name, self.segment_length)
+                for name in self.features}
 
     @property
     def num_classes(self) -> dict[str, int]:
@@ -179,6 +204,12 @@ class MuseDataModule(pl.LightningDataModule):
         if self._evaluation:
             return
         store = self.store
+        if self.table == UNALIGNED:
+            self._evaluation = unaligned_segments(store, self.features, self.stream_lengths,
+                                                  self.targets, self.normalize)
+            self._training = self._evaluation["train"]
+            store.close()
+            return
         rows = store.rows(self.table, self.features)
         normalizer = None
         if self.normalize:
@@ -247,15 +278,18 @@ class MuseDataModule(pl.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
 
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, train: bool, sampler: Sampler | None = None) -> DataLoader:
         if self.spec.continuous:
             collate = partial(collate_sequences, min_length=self.window if train else 0)
+        elif self.table == UNALIGNED:
+            collate = collate_unaligned
         else:
             collate = partial(collate_segments, min_length=self.segment_length)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
+            sampler=sampler,
             generator=torch.Generator().manual_seed(self.seed) if train else None,
             num_workers=self.num_workers,
             collate_fn=collate,
@@ -266,10 +300,17 @@ class MuseDataModule(pl.LightningDataModule):
         return self._loader(self.train_dataset, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("devel"), train=False)
+        return self._evaluation_loader("devel")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), train=False)
+        return self._evaluation_loader("test")
+
+    def _evaluation_loader(self, partition: str) -> DataLoader:
+        """The partition, or under a multi-process trainer this process's unpadded share."""
+        dataset, trainer = self.dataset(partition), self.trainer
+        sampler = None if trainer is None else evaluation_sampler(
+            dataset, trainer.world_size, trainer.global_rank, partition)
+        return self._loader(dataset, train=False, sampler=sampler)
 
     def predict_dataloader(self, partition: str = "test") -> DataLoader:
         """Evaluation items of any partition, in order: every labelled row exactly once."""

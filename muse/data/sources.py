@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from muse.data.demo import ensure_demo
 from muse.data.prepare import prepare, store_path
 
 log = logging.getLogger(__name__)
+
+LOCK_FILE = ".prepare.lock"
 
 
 def store_for(task: str, data_dir: str | Path, package: str | Path | None = None) -> Path:
@@ -17,12 +22,24 @@ def store_for(task: str, data_dir: str | Path, package: str | Path | None = None
     A package is prepared on every call: that is free when it has not changed since.
     """
     data_dir = Path(data_dir)
-    if package is not None:
-        return prepare(Path(package), data_dir, tasks=[task])[task]
     path = store_path(data_dir, task)
-    if not path.exists():
-        log.warning("No prepared %s store in %s: generating and preparing the synthetic demo "
-                    "MuSe-CaR there first (set data.package=/path/to/muse2020 for the real data)",
-                    task, data_dir)
-        ensure_demo(data_dir)
+    if package is None and path.exists():
+        return path
+    with _one_at_a_time(data_dir):
+        if package is not None:
+            return prepare(Path(package), data_dir, tasks=[task])[task]
+        if not path.exists():
+            log.warning("No prepared %s store in %s: generating and preparing the synthetic "
+                        "demo MuSe-CaR there first (set data.package=/path/to/muse2020 for the "
+                        "real data)", task, data_dir)
+            ensure_demo(data_dir)
     return path
+
+
+@contextmanager
+def _one_at_a_time(data_dir: Path) -> Iterator[None]:
+    """Parallel jobs of a sweep share the data directory: one prepares it, the others wait."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield

@@ -162,6 +162,9 @@ class Store:
         """The named features of a table, concatenated in the given order (early fusion)."""
         dims = self.feature_dims(table, names)
         paths = [f"{table}/features/{name}" for name in names]
+        if not paths:  # no features besides the raw audio: rows of width 0, no memory
+            return MemoryRows(np.empty((self.dataset(f"{table}/timestamp").shape[0], 0),
+                                       dtype=np.float32))
         n_rows = self.dataset(paths[0]).shape[0]
         if not self._reserve(n_rows * sum(dims) * np.dtype(np.float32).itemsize):
             return StreamedRows(self, paths)

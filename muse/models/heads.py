@@ -1,7 +1,8 @@
 """Output heads: one linear layer per target on top of any encoder.
 
 A continuous target gets one value per step, (B, T), or per item, (B,), when the encoder
-pools; a class target gets logits, (B, num_classes).
+pools, optionally squashed by an output activation (End2You: tanh, the labels' range); a class
+target gets logits, (B, num_classes).
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor, nn
 
 KINDS = ("continuous", "classes")
+ACTIVATIONS = {None: nn.Identity, "tanh": nn.Tanh}
 
 
 class Heads(nn.Module):
-    """`targets`: [{"name", "kind": continuous | classes, "num_classes" (classes only)}]."""
+    """`targets`: [{"name", "kind": continuous | classes, "num_classes" (classes only)}];
+    `activation`: None or "tanh", applied to the continuous outputs."""
 
-    def __init__(self, input_dim: int, targets: Sequence[Mapping]) -> None:
+    def __init__(self, input_dim: int, targets: Sequence[Mapping],
+                 activation: str | None = None) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"output activation must be one of {list(ACTIVATIONS)}, "
+                             f"not {activation!r}")
+        self.activation = ACTIVATIONS[activation]()
         self.kinds = {}
         layers = {}
         for target in targets:
@@ -31,6 +39,7 @@ class Heads(nn.Module):
 
     def forward(self, encoded: Tensor) -> dict[str, Tensor]:
         return {
-            name: layer(encoded).squeeze(-1) if self.kinds[name] == "continuous" else layer(encoded)
+            name: self.activation(layer(encoded).squeeze(-1))
+            if self.kinds[name] == "continuous" else layer(encoded)
             for name, layer in self.layers.items()
         }

@@ -51,7 +51,8 @@ def prepare_task(package: Path, out: Path, task: str, features: list[str] | None
         writer.write("videos/partition",
                      np.asarray([resolved.partition[v] for v in resolved.videos], dtype=object))
         _write_videos(resolved, writer, stats, audio_rate)
-        writer.finish(nan_cells=dict(stats.nan_cells), skipped_videos=resolved.skipped,
+        writer.finish(nan_cells=dict(stats.nan_cells), empty_steps=dict(stats.empty_steps),
+                      skipped_videos=resolved.skipped,
                       dims={f"{a}/{f}": d for (a, f), d in resolved.dims.items()})
     _report(target, resolved, stats)
     return target
@@ -84,6 +85,9 @@ def _report(path: Path, resolved: PreparePlan, stats: PrepareStats) -> None:
     log.info("%s: %d videos written", path, len(resolved.videos))
     if stats.nan_cells:
         log.warning("%s: NaN cells imputed with 0: %s", path, dict(stats.nan_cells))
+    if stats.empty_steps:
+        log.info("%s: label steps without frames, stored as zeros: %s", path,
+                 dict(stats.empty_steps))
     if stats.missing_audio:
         log.warning("%s: %d segment wav file(s) missing, stored as silence", path,
                     stats.missing_audio)

@@ -1,17 +1,22 @@
-"""Preparing one video of MuSe-Wild or MuSe-Trust: label steps, aligned and unaligned features."""
+"""Preparing one video of MuSe-Wild or MuSe-Trust: label steps, aligned and unaligned features,
+and the label-step means of the frame-rate features the package has unaligned only (LLD)."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import numpy as np
 
 from muse.data.layout import STEP_MS
 from muse.data.package import (
+    FeatureTable,
     check_same_rows,
     feature_path,
     read_continuous_labels,
     read_feature,
 )
 from muse.data.prepare.audio import segment_starts, video_audio
+from muse.data.prepare.frames import step_means
 from muse.data.prepare.plan import PreparePlan
 from muse.data.prepare.stats import PrepareStats
 from muse.data.store_writer import StoreWriter
@@ -42,10 +47,14 @@ def prepare_video(plan: PreparePlan, video: int, writer: StoreWriter, stats: Pre
                         ("timestamp", "segment_id"))
         stats.add_feature(plan, ALIGNED, feature, table)
         arrays[f"features/{feature}"] = table.values
+    # The unaligned files are read once: written as they are, and averaged per label step.
+    frames = write_unaligned(plan, video, writer, stats, keep=plan.frame_means)
+    for feature in plan.frame_means:
+        arrays[f"features/{feature}"] = _label_step_means(plan, feature, frames.get(feature),
+                                                          timestamp, stats)
     writer.table(ALIGNED).append(len(timestamp), arrays)
     writer.table(ALIGNED).close_video()
 
-    write_unaligned(plan, video, writer, stats)
     if audio_rate:
         end_ms = int(timestamp.max()) + STEP_MS if len(timestamp) else 0
         signal, missing = video_audio(plan.package, task.name, video,
@@ -55,9 +64,25 @@ def prepare_video(plan: PreparePlan, video: int, writer: StoreWriter, stats: Pre
         writer.table("audio").close_video()
 
 
-def write_unaligned(plan: PreparePlan, video: int, writer: StoreWriter,
-                    stats: PrepareStats) -> None:
-    """Append every unaligned feature file of a video; a missing file means no rows."""
+def _label_step_means(plan: PreparePlan, feature: str, table: FeatureTable | None,
+                      timestamp: np.ndarray, stats: PrepareStats) -> np.ndarray:
+    """A frame-rate feature per label step; a video without its file has no frame in any step."""
+    if table is None:
+        frame_time = np.empty(0, np.int64)
+        frames = np.empty((0, plan.dims[("unaligned", feature)]), np.float32)
+    else:
+        frame_time, frames = table.timestamp, table.values
+    values, empty = step_means(frame_time, frames, timestamp)
+    if empty.any():
+        stats.empty_steps[f"{ALIGNED}/{feature}"] += int(empty.sum())
+    return values
+
+
+def write_unaligned(plan: PreparePlan, video: int, writer: StoreWriter, stats: PrepareStats,
+                    keep: Collection[str] = ()) -> dict[str, FeatureTable]:
+    """Append every unaligned feature file of a video (a missing file means no rows); returns
+    the tables read of the feature sets named in `keep`."""
+    kept = {}
     for feature in plan.features.get("unaligned", []):
         table_name = f"unaligned/{feature}"
         if feature_path(plan.package, plan.task.name, "unaligned", feature, video).exists():
@@ -69,6 +94,9 @@ def write_unaligned(plan: PreparePlan, video: int, writer: StoreWriter,
             if table.end is not None:
                 arrays["end"] = table.end
             writer.table(table_name).append(len(table.timestamp), arrays)
+            if feature in keep:
+                kept[feature] = table
         else:
             stats.missing_unaligned += 1
         writer.table(table_name).close_video()
+    return kept

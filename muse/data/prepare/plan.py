@@ -12,6 +12,7 @@ from pathlib import Path
 from muse.data.layout import (
     PARTITION_FILE,
     TASKS,
+    UNALIGNED_ONLY,
     Task,
     label_dir,
     task_dir,
@@ -21,6 +22,10 @@ from muse.data.store_writer import SCHEMA_VERSION
 from muse.errors import PackageError
 
 log = logging.getLogger(__name__)
+
+# What prepare derives from the package beyond copying it; a change re-prepares every store.
+# 2: label-aligned means of the unaligned-only (frame-rate) feature sets on wild and trust.
+PREPARE_FORMAT = 2
 
 
 @dataclass
@@ -36,11 +41,19 @@ class PreparePlan:
     dims: dict[tuple[str, str], int | None] = field(default_factory=dict)
     skipped: list[int] = field(default_factory=list)
 
+    @property
+    def frame_means(self) -> list[str]:
+        """Unaligned-only feature sets that continuous tasks also store per label step, as the
+        mean of their frames (muse.data.prepare.frames): the package has no aligned file."""
+        if not self.task.continuous:
+            return []
+        return [f for f in self.features.get("unaligned", []) if f in UNALIGNED_ONLY]
+
     def fingerprint(self, audio_rate: int) -> str:
         """Hash of the files this plan reads (name, size, mtime) and of the options."""
         digest = hashlib.sha256()
-        options = {"schema": SCHEMA_VERSION, "videos": self.videos, "features": self.features,
-                   "audio_rate": audio_rate}
+        options = {"schema": SCHEMA_VERSION, "format": PREPARE_FORMAT, "videos": self.videos,
+                   "features": self.features, "audio_rate": audio_rate}
         digest.update(json.dumps(options, sort_keys=True).encode())
         roots = [self.package / PARTITION_FILE, task_dir(self.package, self.task.name)]
         for root in roots:

@@ -1,4 +1,5 @@
-"""What a prepare run counts and reports: imputed NaN cells, missing files, dimensions seen."""
+"""What a prepare run counts and reports: imputed NaN cells, label steps without frames, missing
+files, dimensions seen."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from muse.errors import PackageError
 @dataclass
 class PrepareStats:
     nan_cells: Counter = field(default_factory=Counter)
+    empty_steps: Counter = field(default_factory=Counter)  # "<table>/<feature>": zero-filled steps
     missing_audio: int = 0
     missing_unaligned: int = 0
 

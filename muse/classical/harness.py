@@ -1,0 +1,141 @@
+"""The classical baselines through `train.py` and `evaluate.py`, recorded like the neural ones.
+
+`train_classical(cfg)` is what `muse.training.train` hands a `model.kind: sklearn` config to:
+it reads the store's segment means, runs the SVM's C sweep per target, saves the fitted models
+as `<log_dir>/checkpoints/<run id>/svm.joblib` (the run's best checkpoint, so `evaluate.py
+run_id=...` finds it) and leaves the same MLflow run as a neural training: the resolved config
+as params, the run tags, the official devel/test scores as `best/...` metrics, the prediction
+CSVs, scores.json and the confusion matrices, plus the sweep (`sweep/<target>/devel_uar` and
+`sweep/<target>/C` at step = index of C) and the chosen C (`svm/<target>/C`, param and metric).
+`evaluate_saved` is evaluate.py's path for such a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from muse import tracking
+from muse.classical.segments import Segments, load_segments
+from muse.classical.svm import FittedSVM, SVMSettings, fit_target
+from muse.data.datamodule import MuseDataModule
+from muse.data.datasets import predictions_frame
+from muse.data.prepare import store_path
+from muse.data.sources import store_for
+from muse.errors import MuseError
+from muse.evaluation import PARTITIONS, Evaluation
+from muse.reporting import log_run_artifacts, summary
+from muse.training import build_datamodule, checkpoint_dir, output_dir, run_targets
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "svm.joblib"
+
+
+def settings(cfg: DictConfig) -> SVMSettings:
+    """The SVM options of `cfg.model`; class weights as for every model (the model's
+    `balanced_class_weights`, else the task's)."""
+    model = cfg.model
+    balanced = model.get("balanced_class_weights", cfg.task.balanced_class_weights)
+    return SVMSettings(Cs=tuple(float(c) for c in model.Cs), scale=bool(model.scale),
+                       balanced=bool(balanced), max_iter=int(model.max_iter), seed=int(cfg.seed))
+
+
+def fit(cfg: DictConfig, datamodule: MuseDataModule, segments: Segments) -> FittedSVM:
+    chosen = settings(cfg)
+    return FittedSVM(
+        task=cfg.task.name, store_path=str(datamodule.store_path), table=datamodule.table,
+        features=list(datamodule.features), feature_dim=segments.features.shape[1],
+        targets=list(datamodule.targets), scored=list(cfg.task.scored), settings=chosen,
+        fits={target: fit_target(segments, target, chosen) for target in datamodule.targets},
+    )
+
+
+def evaluation(fitted: FittedSVM, segments: Segments) -> Evaluation:
+    """Devel and test predictions in the submission layout, scored where labels are present."""
+    result = Evaluation(fitted.task)
+    for partition in PARTITIONS:
+        rows = segments.indices(partition)
+        keys = {"video_id": segments.video_ids[rows], "segment_id": segments.segment_ids[rows]}
+        labels = {t: segments.labels[t][rows] for t in fitted.targets}
+        predicted = predictions_frame(
+            [keys], [fitted.predict(segments.features[rows], partition)], fitted.targets)
+        columns = [f"prediction_{t}" for t in fitted.scored if f"prediction_{t}" in predicted]
+        gold = predictions_frame([keys], [labels], fitted.targets)
+        result.add(partition, predicted[["id", "segment_id", *columns]],
+                   gold.rename(columns=lambda c: c.replace("prediction_", "label_", 1)),
+                   fitted.scored)
+    return result
+
+
+def _log_sweep(client: MlflowClient, run_id: str, fitted: FittedSVM) -> None:
+    now = int(time.time() * 1000)
+    metrics, params = [], []
+    for target, chosen in fitted.fits.items():
+        for step, (C, value) in enumerate(zip(chosen.Cs, chosen.devel_uar, strict=True)):
+            metrics.append(Metric(f"sweep/{target}/devel_uar", value, now, step))
+            metrics.append(Metric(f"sweep/{target}/C", C, now, step))
+        metrics.append(Metric(f"svm/{target}/C", chosen.C, now, 0))
+        params.append(Param(f"svm/{target}/C", repr(chosen.C)))
+    client.log_batch(run_id, metrics=metrics, params=params)
+
+
+def train_classical(cfg: DictConfig) -> dict:
+    """`train(cfg)` for `model.kind: sklearn`: sweep, refit, save, evaluate and record."""
+    run_targets(cfg)  # a model for other sub-challenges fails here, before any data work
+    if cfg.get("ckpt_path") is not None:
+        raise MuseError(f"ckpt_path={cfg.ckpt_path}: model={cfg.model.name} trains in one go, "
+                        "there is nothing to resume; run it again without ckpt_path")
+    store = store_for(cfg.task.name, cfg.data.dir, cfg.data.package)
+    datamodule = build_datamodule(cfg, store)
+    segments = load_segments(datamodule)
+    log.info("%s: %d segments, %d mean features, targets %s", store, len(segments.video_ids),
+             segments.features.shape[1], ", ".join(datamodule.targets))
+    if cfg.trainer.get("fast_dev_run"):
+        scores = evaluation(fit(cfg, datamodule, segments), segments)
+        return {"fast_dev_run": True, "metrics": scores.flat_scores("best")}
+
+    logger = tracking.make_logger(cfg)
+    run_id, client, out = logger.run_id, logger.experiment, output_dir(cfg)
+    tracking.log_config(logger, cfg, out)
+    path = checkpoint_dir(cfg, run_id) / MODEL_FILE
+    client.set_tag(run_id, tracking.CHECKPOINT_DIR_TAG, str(path.parent.resolve()))
+    try:
+        fitted = fit(cfg, datamodule, segments)
+        _log_sweep(client, run_id, fitted)
+        fitted.save(path)
+        evaluated = evaluation(fitted, segments)
+        evaluated.write(out / "predictions")
+        log_run_artifacts(client, run_id, evaluated, out)
+        client.set_tag(run_id, tracking.BEST_CHECKPOINT_TAG, str(path.resolve()))
+        tracking.mark(client, run_id, "FINISHED")
+    except KeyboardInterrupt:
+        tracking.mark(client, run_id, "KILLED")
+        raise
+    except BaseException:
+        tracking.mark(client, run_id, "FAILED", traceback.format_exc())
+        raise
+    result = {"run_id": run_id, "tracking_uri": cfg.logger.tracking_uri,
+              "experiment": cfg.task.experiment_name, "best_checkpoint": str(path.resolve()),
+              "devel": evaluated.scores.get("devel"), "test": evaluated.scores.get("test"),
+              "predictions": str(out / "predictions"),
+              "C": {target: chosen.C for target, chosen in fitted.fits.items()}}
+    print(summary(result))
+    return result
+
+
+def evaluate_saved(path: Path, data_dir: str | None = None) -> tuple[Evaluation, list[str]]:
+    """evaluate.py for a saved SVM: the segment means rebuilt from its store (or the task's
+    store in `data_dir`), devel and test predicted exactly as the run did; with the scored
+    targets, like `muse.evaluation.evaluate_checkpoint`."""
+    fitted = FittedSVM.load(path)
+    store = store_path(Path(data_dir), fitted.task) if data_dir else fitted.store_path
+    datamodule = MuseDataModule(store, fitted.task, fitted.features, targets=fitted.targets,
+                                alignment=fitted.table)
+    return evaluation(fitted, load_segments(datamodule)), fitted.scored

@@ -1,0 +1,89 @@
+"""`model.per_target`: one model per target in one run, child runs, combined scores, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+
+from muse.data.layout import aggregated_file
+from muse.evaluation import evaluate
+from muse.scoring import score_files
+from muse.tracking import BEST_CHECKPOINT_TAG, PARENT_TAG, TARGET_TAG, mark
+from muse.training import train
+
+CONF = str(Path(__file__).parents[1] / "conf")
+TARGETS = ["topic", "arousal", "valence"]
+
+
+def config(root: Path, name: str, *overrides: str):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(name, overrides=[f"paths.root_dir={root}",
+                                        f"paths.output_dir={root}/{name}", *overrides])
+
+
+@pytest.fixture(autouse=True)
+def own_tracking_uri(monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def children(client: MlflowClient, run) -> dict[str, object]:
+    runs = client.search_runs([run.info.experiment_id],
+                              filter_string=f"tags.`{PARENT_TAG}` = '{run.info.run_id}'")
+    return {child.data.tags[TARGET_TAG]: child for child in runs}
+
+
+def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
+                              tmp_path: Path) -> None:
+    overrides = [f"data.dir={demo_stores['topic'].parent}", "task=topic", "+model.per_target=true",
+                 "data.batch_size=8", "model.optimizer.lr=3e-3", "trainer.max_epochs=2",
+                 "trainer.enable_progress_bar=false"]
+    cfg = config(tmp_path, "train", *overrides)
+    result = train(cfg)
+    client = MlflowClient(cfg.logger.tracking_uri)
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    kids = children(client, run)
+    assert sorted(kids) == sorted(TARGETS)
+    best = json.loads(run.data.tags[BEST_CHECKPOINT_TAG])
+    for target, child in kids.items():
+        assert child.info.status == "FINISHED"
+        assert child.info.run_name == f"{run.info.run_name}/{target}"
+        assert f"devel/{target}/score" in child.data.metrics  # each model its own target only
+        assert not {f"devel/{other}/score" for other in TARGETS if other != target} & set(
+            child.data.metrics)
+        assert child.data.tags[BEST_CHECKPOINT_TAG] in best
+        assert Path(child.data.tags[BEST_CHECKPOINT_TAG]).parent.name == target
+        assert "muse.config_hash" not in child.data.tags  # never mistaken for a whole run
+    # The run's predictions combine the three models and pass the official scorer.
+    devel = Path(result["predictions"]) / "devel.csv"
+    scores = score_files("topic", aggregated_file(demo_package, "topic", "devel"), devel)
+    assert scores["topic_score"] == pytest.approx(result["devel"]["topic_score"])
+    assert "best/devel/emotion_score" in run.data.metrics
+    evaluated = evaluate(config(tmp_path, "evaluate", f"run_id={run.info.run_id}"))
+    assert evaluated["scores"]["devel"] == result["devel"]
+
+    # Interrupted during the valence model (its run KILLED, a last.ckpt left; a finished fit
+    # leaves none): resuming keeps the finished topic and arousal models and continues
+    # valence from its last checkpoint.
+    mark(client, run.info.run_id, "KILLED")
+    mark(client, kids["valence"].info.run_id, "KILLED")
+    valence_best = Path(kids["valence"].data.tags[BEST_CHECKPOINT_TAG])
+    shutil.copy(valence_best, valence_best.with_name("last.ckpt"))
+    done = int(valence_best.stem.split("-")[1]) + 1  # epochs in that checkpoint
+    history = {t: len(client.get_metric_history(kids[t].info.run_id, f"devel/{t}/score"))
+               for t in TARGETS}
+    resumed = train(config(tmp_path, "train", *overrides[:-2], "trainer.max_epochs=3",
+                           "trainer.enable_progress_bar=false",
+                           f"ckpt_path={run.info.run_id}"))
+    assert resumed["run_id"] == run.info.run_id
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    after = {t: len(client.get_metric_history(kids[t].info.run_id, f"devel/{t}/score"))
+             for t in TARGETS}
+    assert after == {"topic": history["topic"], "arousal": history["arousal"],
+                     "valence": history["valence"] + 3 - done}
+    assert sorted(children(client, run)) == sorted(TARGETS)  # no new child runs
