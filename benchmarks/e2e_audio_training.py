@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from ready_batches import Batches  # benchmarks/, the script's own folder
 
 from muse.data.datamodule import MuseDataModule
 from muse.data.prepare import prepare
@@ -38,19 +39,6 @@ from muse.module import MuseModule
 
 FEATURES = ["vggface", "fasttext"]
 MODES = ("memory", "store", "streamed")
-
-
-class Batches(torch.utils.data.Dataset):
-    """Ready-made batches: the loader hands them out as they are."""
-
-    def __init__(self, batches: list[dict]) -> None:
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.batches[index]
 
 
 def build_module(datamodule: MuseDataModule) -> MuseModule:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from ready_batches import Batches  # benchmarks/, the script's own folder
 
 from muse.data.datamodule import MuseDataModule
 from muse.data.prepare import prepare
@@ -37,19 +38,6 @@ def build_module(input_dim: int) -> MuseModule:
         scored=["arousal", "valence"],
         optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4},
     )
-
-
-class Batches(torch.utils.data.Dataset):
-    """Ready-made batches: the loader hands them out as they are."""
-
-    def __init__(self, batches: list[dict]) -> None:
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.batches[index]
 
 
 def lightning_epoch_s(batches: list[dict], input_dim: int, epochs: int) -> float:
