@@ -225,3 +225,29 @@ def test_a_failing_job_does_not_stop_the_sweep(demo_stores: dict[str, Path],
     assert sorted((row.model, row.features, row.seeds) for row in emotions.rows) == [
         ("svm", "egemaps", ("1", "2")), ("svm", "vggface", ("1", "2"))]
     assert all(row.cell("devel", "emotion_score").n == 2 for row in emotions.rows)
+
+
+@pytest.mark.parametrize(("table", "rows", "experiment", "report_table", "expected"), [
+    ("table2_trust", "lstm_att-egemaps,e2e_multitask", "MuSe-Trust", "trust",
+     [("e2e_multitask", "vg_ft"), ("lstm_att", "egemaps")]),
+    ("table3_topic", "mmt-ge_ft_au", "MuSe-Topic", "topic_topics", [("mmt", "ge_ft_au")]),
+])
+def test_a_tiny_table_sweep_reports_its_rows(demo_stores: dict[str, Path], tmp_path: Path,
+                                             table: str, rows: str, experiment: str,
+                                             report_table: str, expected: list) -> None:
+    """The tables not swept above, tiny (one epoch, 2 seeds): every job finishes, the report
+    has their rows over both seeds (End2You on raw audio, MMT one model per target)."""
+    task = "trust" if table.startswith("table2") else "topic"
+    done = run_sweep(tmp_path, demo_stores[task].parent, f"sweep={table}", f"row={rows}",
+                     "seed=1,2", "trainer.max_epochs=1", "hydra.launcher.n_jobs=2")
+    jobs = 2 * len(rows.split(","))
+    assert done.returncode == 0, done.output[-3000:]
+    assert f"{jobs} jobs, {jobs} finished, 0 skipped, 0 failed" in done.stdout
+
+    from muse.report import report
+
+    tables = {t.spec.name: t for t in report(f"sqlite:///{tmp_path}/logs/mlflow.db",
+                                             [experiment], tmp_path / "report").tables}
+    found = tables[report_table]
+    assert sorted((row.model, row.features) for row in found.rows) == expected
+    assert all(row.seeds == ("1", "2") for row in found.rows)
