@@ -147,14 +147,9 @@ class ChildRun:
 
 def child_run(cfg: DictConfig, parent_id: str, target: str) -> ChildRun:
     """The child run of `target` under `parent_id`, when the parent run is being resumed."""
-    client = MlflowClient(cfg.logger.tracking_uri)
-    experiment = client.get_experiment_by_name(cfg.task.experiment_name)
-    if experiment is None:
-        return ChildRun()
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{TARGET_TAG}` = '{target}'",
-        order_by=["attributes.start_time DESC"], max_results=1,
+    runs = _newest_runs(
+        cfg.logger.tracking_uri, cfg.task.experiment_name,
+        f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{TARGET_TAG}` = '{target}'",
     )
     if not runs:
         return ChildRun()
@@ -183,17 +178,19 @@ def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:
     logger.experiment.log_artifact(logger.run_id, str(path))
 
 
-def _runs_with_hash(tracking_uri: str, experiment_name: str, digest: str) -> list[Run]:
-    """The experiment's runs with this config hash, newest first."""
+def _newest_runs(tracking_uri: str, experiment_name: str, filter_string: str) -> list[Run]:
+    """The experiment's runs that match the filter, newest first ([] without the experiment)."""
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return []
-    return client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{digest}'",
-        order_by=["attributes.start_time DESC"],
-    )
+    return client.search_runs([experiment.experiment_id], filter_string=filter_string,
+                              order_by=["attributes.start_time DESC"])
+
+
+def _runs_with_hash(tracking_uri: str, experiment_name: str, digest: str) -> list[Run]:
+    """The experiment's runs with this config hash, newest first."""
+    return _newest_runs(tracking_uri, experiment_name, f"tags.`{CONFIG_HASH_TAG}` = '{digest}'")
 
 
 def unfinished_run(tracking_uri: str, experiment_name: str, digest: str) -> str | None:

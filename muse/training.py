@@ -226,6 +226,11 @@ def train(cfg: DictConfig) -> dict:
     ckpt_dir = checkpoint_dir(cfg, run_id)
     client.set_tag(run_id, tracking.CHECKPOINT_DIR_TAG, str(ckpt_dir.resolve()))
     fits: list[Fit] = []
+
+    def stopped_runs() -> set[str]:
+        """The run and, per target, the child run whose fit was under way."""
+        return {run_id, *(fit.run_id for fit in fits[-1:])}
+
     try:
         if len(groups) == 1:
             fits.append(Fit(cfg, store, groups[0], logger, ckpt_dir, resume.checkpoint))
@@ -245,17 +250,17 @@ def train(cfg: DictConfig) -> dict:
     except SystemExit:
         # Lightning turns Ctrl-C into a graceful stop followed by sys.exit(1).
         if fits and fits[-1].interrupted:
-            for run in {run_id, fits[-1].run_id}:
+            for run in stopped_runs():
                 tracking.mark(client, run, "KILLED")
             print(f"\nInterrupted. Resume with: python train.py <same overrides> "
                   f"ckpt_path={run_id}")
         raise
     except KeyboardInterrupt:
-        for run in {run_id, *(fit.run_id for fit in fits[-1:])}:
+        for run in stopped_runs():
             tracking.mark(client, run, "KILLED")
         raise
     except BaseException:
-        for run in {run_id, *(fit.run_id for fit in fits[-1:])}:
+        for run in stopped_runs():
             tracking.mark(client, run, "FAILED", traceback.format_exc())
         raise
     result = {"run_id": run_id, "tracking_uri": cfg.logger.tracking_uri,
