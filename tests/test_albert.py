@@ -17,15 +17,14 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
+from cli_scoring import score_with_cli
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AlbertConfig, AlbertModel, BertConfig, BertModel, PreTrainedTokenizerFast
 
-from muse.cli import main as muse_main
 from muse.data.datamodule import MuseDataModule
-from muse.data.layout import aggregated_file
 from muse.errors import MuseError
 from muse.evaluation import evaluate
 from muse.metrics import classification_scores
@@ -293,10 +292,7 @@ def test_the_submission_passes_the_scorer(albert_run, demo_package: Path, capsys
     frame = pd.read_csv(test_csv)
     assert list(frame.columns) == ["id", "segment_id", "prediction_topic", "prediction_arousal",
                                    "prediction_valence"]
-    code = muse_main(["score", "--task", "topic", "--predictions", str(test_csv),
-                      "--labels", str(aggregated_file(demo_package, "topic", "test"))])
-    assert code == 0
-    assert json.loads(capsys.readouterr().out) == result["test"]
+    assert score_with_cli("topic", test_csv, demo_package, capsys) == result["test"]
 
 
 def test_saved_models_reload_and_reproduce_the_devel_score(albert_run, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ reloads with its devel score."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import h5py
@@ -13,13 +12,12 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
+from cli_scoring import score_with_cli
 from mlflow.tracking import MlflowClient
 from test_module import make_trainer
 from test_training import config
 
-from muse.cli import main as muse_main
 from muse.data.datamodule import MuseDataModule
-from muse.data.layout import aggregated_file
 from muse.data.unaligned import group_by_segment
 from muse.errors import MuseError, StoreError
 from muse.metrics import classification_scores
@@ -405,11 +403,7 @@ def test_a_per_target_run_writes_a_submission_the_scorer_accepts(demo_stores, de
     assert sorted(child.data.tags[TARGET_TAG] for child in children) == [
         "arousal", "topic", "valence"]
     test_csv = Path(result["predictions"]) / "test.csv"
-    capsys.readouterr()  # the run's summary
-    code = muse_main(["score", "--task", "topic", "--predictions", str(test_csv),
-                      "--labels", str(aggregated_file(demo_package, "topic", "test"))])
-    assert code == 0
-    scored = json.loads(capsys.readouterr().out)
+    scored = score_with_cli("topic", test_csv, demo_package, capsys)
     assert scored == result["test"] and scored["n_rows"] == len(pd.read_csv(test_csv))
     assert set(pd.read_csv(test_csv).columns) == {
         "id", "segment_id", "prediction_arousal", "prediction_valence", "prediction_topic"}

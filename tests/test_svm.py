@@ -6,7 +6,6 @@ the HDF5 file with h5py and plain scikit-learn, independently of muse.classical.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import h5py
@@ -14,6 +13,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from cli_scoring import score_with_cli
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
@@ -23,9 +23,7 @@ from sklearn.svm import LinearSVC
 from muse.classical.harness import MODEL_FILE
 from muse.classical.segments import Segments, load_segments, segment_means
 from muse.classical.svm import FittedSVM, SVMSettings, choose, fit_target
-from muse.cli import main as muse_main
 from muse.data.datamodule import MuseDataModule
-from muse.data.layout import aggregated_file
 from muse.data.store import MemoryRows
 from muse.errors import MuseError
 from muse.evaluation import evaluate
@@ -224,10 +222,7 @@ def test_the_submission_passes_the_scorer(svm_run, package, capsys) -> None:
     frame = pd.read_csv(test_csv)
     assert list(frame.columns) == ["id", "segment_id", "prediction_topic", "prediction_arousal",
                                    "prediction_valence"]
-    code = muse_main(["score", "--task", "topic", "--predictions", str(test_csv),
-                      "--labels", str(aggregated_file(package[0], "topic", "test"))])
-    assert code == 0
-    scored = json.loads(capsys.readouterr().out)
+    scored = score_with_cli("topic", test_csv, package[0], capsys)
     assert scored["emotion_score"] == result["test"]["emotion_score"]
     assert scored["topic_score"] == result["test"]["topic_score"]
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_scoring import score_with_cli
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from muse.cli import main as muse_main
-from muse.data.layout import aggregated_file
 from muse.evaluation import evaluate
 from muse.module import MuseModule
 from muse.training import train
@@ -90,10 +89,7 @@ def test_submission_csv_passes_the_scorer(wild_run, demo_package: Path, capsys) 
     frame = pd.read_csv(test_csv)
     assert list(frame.columns) == ["id", "timestamp", "prediction_arousal", "prediction_valence"]
     assert not frame.isna().any().any()
-    code = muse_main(["score", "--task", "wild", "--predictions", str(test_csv),
-                      "--labels", str(aggregated_file(demo_package, "wild", "test"))])
-    assert code == 0
-    scored = json.loads(capsys.readouterr().out)
+    scored = score_with_cli("wild", test_csv, demo_package, capsys)
     assert scored["score"] == result["test"]["score"]
 
 
