@@ -10,14 +10,16 @@
 #
 #   bash benchmarks/full_scale.sh WORK_DIR GROUP [TASKS] [KEEP]
 #
-# GROUP is a name from the list below; TASKS (default wild,topic,trust) the stores to prepare;
-# KEEP=keep leaves the package and stores in WORK_DIR/GROUP for training benchmarks (the default
-# removes them once measured). Raw audio is stored with the "small" group only.
+# GROUP is a name from the list below; TASKS (default trust,topic,wild) the stores to prepare,
+# one `muse prepare` per task, in that order; each store is measured and removed unless its
+# task is KEEP, so that the disk holds the package and one store at a time. The package is
+# removed at the end; a kept store stays in WORK_DIR/GROUP/stores for the training benchmark.
+# Raw audio is stored with the "small" group only.
 set -euo pipefail
 
 work=${1:?usage: full_scale.sh WORK_DIR GROUP [TASKS] [KEEP]}
 group=${2:?name a group: small lld xception deepspectrum}
-tasks=${3:-wild,topic,trust}
+tasks=${3:-trust,topic,wild}
 keep=${4:-}
 
 case $group in
@@ -42,11 +44,12 @@ measure synth muse synth --out "$package" --scale full --features "$sets"
 echo "$group package_bytes=$(du -sb "$package" | cut -f1)" \
      "csv_files=$(find "$package" -name '*.csv' | wc -l)" \
      "wav_files=$(find "$package" -name '*.wav' | wc -l)" >> "$log"
-measure "prepare[$tasks]" muse prepare --package "$package" --out "$stores" --tasks "$tasks" \
-  "${audio[@]}"
-for store in "$stores"/*.h5; do
-  echo "$group store $(basename "$store") bytes=$(stat -c %s "$store")" >> "$log"
+for task in ${tasks//,/ }; do
+  measure "prepare[$task]" muse prepare --package "$package" --out "$stores" --tasks "$task" \
+    "${audio[@]}"
+  echo "$group store $task.h5 bytes=$(stat -c %s "$stores/$task.h5")" >> "$log"
+  if [[ $task != "$keep" ]]; then
+    rm "$stores/$task.h5"
+  fi
 done
-if [[ $keep != keep ]]; then
-  rm -rf "$package" "$stores"
-fi
+rm -rf "$package"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import tracemalloc
 
 import h5py
 import numpy as np
@@ -19,6 +20,7 @@ from store_factory import (
 )
 from torch.utils.data import DataLoader
 
+from muse.data import store as store_module
 from muse.data.chunked import ChunkedArray, map_file
 from muse.data.datamodule import MuseDataModule
 from muse.data.datasets import collate_segments, collate_sequences, make_windows
@@ -476,6 +478,29 @@ def test_no_map_of_a_file_replaced_since_it_was_opened(tiny_chunks, tmp_path):
         os.replace(other, tiny_chunks)
         assert map_file(tiny_chunks, file) is None
         assert not ChunkedArray(file["floats"], None).mapped
+
+
+def test_features_held_in_memory_are_never_held_twice(wild, monkeypatch):
+    """Fusing reads each set into its columns block by block: a set the size of the budget
+    must not need twice the budget while it is loaded."""
+    rows = len(wild.timestamps)
+    wide = np.random.default_rng(5).standard_normal((rows, 20_000)).astype(np.float32)
+    with h5py.File(wild.path, "a") as file:
+        file["label_aligned/features/wide"] = wide
+    monkeypatch.setattr(store_module, "READ_BLOCK_BYTES", 2**20)
+    store = Store(wild.path, memory_budget_mb=64)
+    tracemalloc.start()
+    try:
+        held = store.rows("label_aligned", ["egemaps", "wide"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held.in_memory
+    fused_bytes = held.fused.nbytes
+    assert fused_bytes > 25 * 2**20
+    assert peak < fused_bytes + 4 * 2**20  # the fused array plus about two blocks
+    np.testing.assert_array_equal(held.fused[:, 3:], wide)
+    np.testing.assert_array_equal(held.fused[:, :3], wild.features["egemaps"])
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from muse.errors import StoreError
 SCHEMA_VERSION = 1
 INT16_SCALE = 32768.0  # int16 -> float32 in [-1, 1)
 _SCALE = np.float32(1.0 / INT16_SCALE)  # a power of two: the products are exact
+READ_BLOCK_BYTES = 64 * 2**20  # features held in memory are read this much at a time
 
 
 def _text(value: object) -> str:
@@ -171,7 +172,7 @@ class Store:
         fused = np.empty((n_rows, sum(dims)), dtype=np.float32)
         column = 0
         for path, dim in zip(paths, dims, strict=True):
-            fused[:, column:column + dim] = self.dataset(path)[()]
+            _read_into(self.dataset(path), fused[:, column:column + dim])
             column += dim
         return MemoryRows(fused)
 
@@ -195,6 +196,14 @@ class Store:
             return False
         self._budget_left -= nbytes
         return True
+
+
+def _read_into(dataset: h5py.Dataset, out: np.ndarray) -> None:
+    """All rows of `dataset` into `out`, a block of rows at a time: reading a set whole and
+    then copying it into its columns would hold it twice, beyond the memory budget."""
+    step = max(1, READ_BLOCK_BYTES // max(1, out.shape[1] * dataset.dtype.itemsize))
+    for start in range(0, len(out), step):
+        out[start:start + step] = dataset[start:start + step]
 
 
 class MemoryRows:
