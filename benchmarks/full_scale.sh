@@ -10,23 +10,22 @@
 #
 #   bash benchmarks/full_scale.sh WORK_DIR GROUP [TASKS] [KEEP]
 #
-# GROUP is a name from the list below; TASKS (default trust,topic,wild) the stores to prepare,
-# one `muse prepare` per task, in that order; each store is measured and removed unless its
-# task is KEEP, so that the disk holds the package and one store at a time. The package is
-# removed at the end; a kept store stays in WORK_DIR/GROUP/stores for the training benchmark.
-# Raw audio is stored with the "small" group only.
+# GROUP is "small" (the eleven sets below, with raw audio) or the name of one feature set
+# (lld, xception, deepspectrum: stored without audio). TASKS (default trust,topic,wild) are
+# prepared one `muse prepare` at a time, in that order; each store is measured and removed
+# unless its task is KEEP, so the disk holds the package and one store at a time. The package
+# is removed at the end; a kept store stays in WORK_DIR/GROUP/stores for full_scale_epoch.py.
 set -euo pipefail
 
 work=${1:?usage: full_scale.sh WORK_DIR GROUP [TASKS] [KEEP]}
-group=${2:?name a group: small lld xception deepspectrum}
+group=${2:?name a group: small, or one feature set such as lld, xception, deepspectrum}
 tasks=${3:-trust,topic,wild}
 keep=${4:-}
 
 case $group in
   small) sets=egemaps,vggface,gocar,openpose,au,gaze,landmarks_2d,landmarks_3d,pdm,pose,fasttext
          audio=() ;;
-  lld|xception|deepspectrum) sets=$group; audio=(--no-audio) ;;
-  *) echo "unknown group $group" >&2; exit 2 ;;
+  *) sets=$group; audio=(--no-audio) ;;  # one feature set: lld, xception, deepspectrum, ...
 esac
 
 package=$work/$group/package

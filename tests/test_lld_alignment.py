@@ -131,6 +131,22 @@ def test_a_new_prepare_format_prepares_again(lld_package: Path, monkeypatch) -> 
     assert plan(lld_package, "wild", None).fingerprint(0) != before
 
 
+def test_topic_prepares_lld_alone(lld_package: Path, tmp_path: Path) -> None:
+    """MuSe-Topic has LLD unaligned only: a store of it alone has no aligned tables, and its
+    segments still get their times from the package's egemaps_aligned files."""
+    path = prepare(lld_package, tmp_path / "out", tasks=["topic"], features=["lld"],
+                   audio_rate=0)["topic"]
+    with h5py.File(path, "r") as store:
+        assert "egemaps_aligned" not in store and "fasttext_aligned" not in store
+        assert store["unaligned/lld/features/lld"].shape[1] == LLD_DIM
+        assert len(store["segments/segment_id"]) > 0
+        assert (store["segments/start"][:] >= 0).all()
+    datamodule = MuseDataModule(path, "topic", ["lld"], alignment="unaligned", batch_size=4)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["modalities"]["lld"].shape[-1] == LLD_DIM
+
+
 # -- the session's demo stores --------------------------------------------------------------------
 
 

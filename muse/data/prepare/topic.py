@@ -53,7 +53,8 @@ def prepare_video(plan: PreparePlan, video: int, writer: StoreWriter, stats: Pre
         segments, classes, means = labels.segment_id, labels.classes, labels.means
 
     for alignment, read in aligned.items():
-        _write_rows(writer, alignment, segments, read, offsets)
+        if read is not None:  # e.g. LLD alone: MuSe-Topic has it unaligned only
+            _write_rows(writer, alignment, segments, read, offsets)
 
     start, end = _segment_times(segments, steps)
     texts = np.array([read_transcript(transcript_file(plan.package, task.name, video, int(s)))
