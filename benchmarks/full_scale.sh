@@ -2,7 +2,7 @@
 # Full-size synthetic MuSe-CaR (`muse synth --scale full`) and `muse prepare` of it, one group
 # of feature sets at a time: time, peak memory and disk of each step go to a log.
 #
-# The whole package (~85 GB of CSV) and its stores (~140 GB) do not fit on one 64 GB disk, so
+# The whole package (85 GB of CSV) and its stores (124 GB) do not fit on one 64 GB disk, so
 # the 14 sets are written in groups whose union is the full package. A feature file does not
 # depend on the other sets chosen (the generator seeds each by set name), so every group's files
 # are byte for byte those of the one-shot package; labels, transcripts and wav files are written

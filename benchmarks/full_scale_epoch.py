@@ -107,7 +107,7 @@ def measure(store: Path, features: str, budget_mb: float, fraction: float) -> di
                          num_sanity_val_steps=0, callbacks=[Clock()])
     trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
     peak = sampler.stop()
-    return {"in_memory": datamodule._training.rows.in_memory,
+    return {"in_memory": datamodule.train_dataset.rows.in_memory,
             "setup_s": clock["setup_s"], "epoch_s": clock["epoch_s"],
             "batches": clock["batches"], "anon_at_start_mb": clock["anon_at_start"],
             **{f"peak_{key}_mb": value for key, value in peak.items()}}
