@@ -56,8 +56,7 @@ def class_weights(datamodule: MuseDataModule, target: str, classes: int) -> list
     """Balanced weights n / (classes * count) from the train segments (absent classes: 1)."""
     store = datamodule.store
     labels = store.read(f"segments/labels/{target}")
-    offsets = store.read("segments/video_offsets")
-    train = np.isin(np.repeat(store.video_ids, np.diff(offsets)), store.videos("train"))
+    train = np.isin(store.segment_videos(), store.videos("train"))
     counts = np.bincount(labels[train & (labels >= 0)], minlength=classes).astype(float)
     weights = np.where(counts > 0, counts.sum() / (classes * np.maximum(counts, 1)), 1.0)
     return weights.tolist()

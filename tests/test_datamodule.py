@@ -27,6 +27,7 @@ from muse.data.datasets import collate_segments, collate_sequences, make_windows
 from muse.data.normalization import Normalizer
 from muse.data.store import MemoryRows, Store
 from muse.errors import StoreError
+from muse.training import class_weights
 
 
 @pytest.fixture
@@ -238,6 +239,23 @@ def test_topic_segments_are_cropped_and_padded(topic):
     assert (batch["labels"] == -1).any()  # a missing arousal label stays -1
     # The loaders pad every batch to the segment length.
     assert next(iter(dm.train_dataloader()))["features"].shape[1] == 8
+
+
+def test_balanced_class_weights_count_the_train_segments(topic):
+    """n / (classes * count) over the segments of every train video (ids 2 and 6, the first
+    and third video: a segment's video is found by index, not confused with its id)."""
+    store = Store(topic.path)
+    np.testing.assert_array_equal(store.segment_videos(),
+                                  np.searchsorted(topic.video_ids, topic.segment_video_ids))
+    train_ids = [v for v, p in zip(topic.video_ids, topic.partitions, strict=True)
+                 if p == "train"]
+    train = np.isin(topic.segment_video_ids, train_ids)
+    assert set(topic.segment_video_ids[train]) == {2, 6}
+    labels = topic.labels["arousal"][train]
+    counts = np.bincount(labels[labels >= 0], minlength=3).astype(float)
+    expected = np.where(counts > 0, counts.sum() / (3 * np.maximum(counts, 1)), 1.0)
+    dm = MuseDataModule(topic.path, "topic", ["egemaps"])
+    assert class_weights(dm, "arousal", 3) == pytest.approx(expected.tolist())
 
 
 def test_topic_fasttext_alignment_and_predictions_frame(topic):

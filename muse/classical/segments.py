@@ -57,8 +57,7 @@ def load_segments(datamodule: MuseDataModule) -> Segments:
         raise MuseError(f"data.alignment={table}: segment means are taken over the rows of one "
                         f"aligned table, {' or '.join(datamodule.spec.aligned)}")
     store = datamodule.store
-    video_offsets = store.read("segments/video_offsets")
-    video_of_segment = np.repeat(np.arange(len(store.video_ids)), np.diff(video_offsets))
+    video_of_segment = store.segment_videos()
     segments = Segments(
         features=segment_means(store.rows(table, datamodule.features),
                                store.read(f"{table}/segment_offsets")),

@@ -243,8 +243,7 @@ class MuseDataModule(pl.LightningDataModule):
         return training, evaluation
 
     def _segments(self, store: Store, rows, normalizer):
-        video_offsets = store.read("segments/video_offsets")
-        video_of_segment = np.repeat(np.arange(len(store.video_ids)), np.diff(video_offsets))
+        video_of_segment = store.segment_videos()
         labels = np.stack(
             [store.read(f"segments/labels/{t}") for t in self.targets], axis=1
         ).astype(np.int64)

@@ -142,6 +142,11 @@ class Store:
         """Indices (into `video_ids`) of the videos of one partition."""
         return np.flatnonzero(self.partitions == partition)
 
+    def segment_videos(self) -> np.ndarray:
+        """Topic stores: the index (into `video_ids`) of each stored segment's video."""
+        offsets = self.read("segments/video_offsets")
+        return np.repeat(np.arange(len(self.video_ids)), np.diff(offsets))
+
     # -- features -----------------------------------------------------------------------------
 
     def feature_names(self, table: str) -> list[str]:

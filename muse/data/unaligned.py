@@ -124,8 +124,7 @@ def unaligned_segments(
 
     With `normalize`, each feature set is standardised with its own train rows' statistics.
     """
-    segment_offsets = store.read("segments/video_offsets")
-    video_of_segment = np.repeat(np.arange(len(store.video_ids)), np.diff(segment_offsets))
+    video_of_segment = store.segment_videos()
     segment_ids = store.read("segments/segment_id")
     train = store.videos("train")
     streams = {}
