@@ -65,8 +65,7 @@ class Evaluation:
 
     def add(self, partition: str, predictions: pd.DataFrame, gold: pd.DataFrame,
             scored: list[str]) -> None:
-        """A partition's predictions and gold labels, with their official scores (`_score`);
-        for models that predict without `predict` (the classical baselines)."""
+        """A partition's predictions and gold labels, with their official scores (`_score`)."""
         self.predictions[partition] = predictions
         self.gold[partition] = gold
         self.scores[partition] = _score(self.task, scored, partition, predictions, gold)
@@ -126,9 +125,7 @@ def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task
     result = Evaluation(task)
     for partition in partitions:
         predictions, labels = predict(module, datamodule, partition, scored)
-        result.predictions[partition] = predictions
-        result.gold[partition] = labels
-        result.scores[partition] = _score(task, scored, partition, predictions, labels)
+        result.add(partition, predictions, labels, scored)
     return result
 
 
@@ -151,9 +148,7 @@ def combine(evaluations: list[Evaluation], task: str, scored: list[str]) -> Eval
         predictions = predictions[keys + [f"prediction_{t}" for t in scored
                                           if f"prediction_{t}" in predictions]]
         labels = _merge([e.gold[partition] for e in evaluations], "label_")
-        result.predictions[partition] = predictions
-        result.gold[partition] = labels
-        result.scores[partition] = _score(task, scored, partition, predictions, labels)
+        result.add(partition, predictions, labels, scored)
     return result
 
 
