@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -234,13 +235,50 @@ def test_stale_temp_files_of_dead_processes_are_removed(package: Path, tmp_path:
     out.mkdir()
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
-    dead = out / f".wild.h5.{int(finished.stdout)}.tmp"
-    running = out / f".wild.h5.{os.getppid()}.tmp"
-    other_store = out / f".topic.h5.{int(finished.stdout)}.tmp"
-    for path in (dead, running, other_store):
-        path.write_bytes(b"\0" * 1000)
+    dead = int(finished.stdout)
+    running = out / f".wild.h5.{os.getppid()}.tmp"  # another prepare, still writing
+    for name in (f".wild.h5.{dead}.tmp", f".topic.h5.{dead}.tmp", running.name):
+        (out / name).write_bytes(b"\0" * 1000)
+    (out / "notes.tmp").write_text("not a store's")
     prepare_one(package, out)
-    assert leftovers(out) == sorted([running.name, other_store.name, "wild.h5"])
+    assert leftovers(out) == sorted([running.name, "notes.tmp", "wild.h5"])
+
+
+def start_slow_prepare(package: Path, out: Path) -> subprocess.Popen:
+    """A prepare in another process that stops for a minute after its first video."""
+    script = (
+        "import time\n"
+        "from muse.data.prepare import continuous, prepare\n"
+        "real = continuous.prepare_video\n"
+        "def slow(*args, **kwargs):\n"
+        "    real(*args, **kwargs)\n"
+        "    print('video written', flush=True)\n"
+        "    time.sleep(60)\n"
+        "continuous.prepare_video = slow\n"
+        f"prepare({str(package)!r}, {str(out)!r}, tasks=['wild'], audio_rate=0)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout.readline().strip() == "video written"
+    assert leftovers(out) == [f".wild.h5.{process.pid}.tmp"]
+    return process
+
+
+def test_terminated_prepare_removes_its_temp_file(package: Path, tmp_path: Path) -> None:
+    process = start_slow_prepare(package, tmp_path / "out")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_temp_file_of_a_killed_prepare_is_removed_by_the_next(package: Path,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    process = start_slow_prepare(package, out)
+    process.kill()
+    process.wait(timeout=60)
+    assert leftovers(out) == [f".wild.h5.{process.pid}.tmp"]  # SIGKILL leaves it
+    prepare(package, out, tasks=["topic"], audio_rate=0)  # another store: removed all the same
+    assert leftovers(out) == ["topic.h5"]
 
 
 def test_an_error_inside_the_writer_removes_the_temp_file(package: Path, tmp_path: Path) -> None:

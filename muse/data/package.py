@@ -49,7 +49,7 @@ def read_csv(path: Path, required: tuple[str, ...] = (), *, header_only_ok: bool
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise PackageError(f"{path}: unreadable CSV ({err})") from None
     if whole_rows:
-        _check_whole_rows(path, data)
+        _check_whole_rows(path, data, len(frame))
     if frame.empty and not header_only_ok:
         raise PackageError(f"{path}: the file has a header but no rows")
     missing = [c for c in required if c not in frame.columns]
@@ -58,28 +58,29 @@ def read_csv(path: Path, required: tuple[str, ...] = (), *, header_only_ok: bool
     return frame
 
 
-def _check_whole_rows(path: Path, data: bytes) -> None:
+def _check_whole_rows(path: Path, data: bytes, rows: int) -> None:
     """Raise naming the first line with fewer cells than the header: pandas would silently
     fill the missing cells with NaN, which prepare would then impute like a real NaN cell.
-    Counts commas, so it is meant for the numeric files (no quoted commas)."""
-    buffer = np.frombuffer(data, np.uint8)
-    newlines = np.flatnonzero(buffer == ord("\n"))
-    ends = newlines if len(buffer) and buffer[-1] == ord("\n") else np.append(newlines, len(buffer))
-    starts = np.concatenate([[0], newlines + 1])[: len(ends)]
-    lengths = ends - starts
-    blank = (lengths == 0) | ((lengths == 1) & (buffer[np.minimum(starts, len(buffer) - 1)]
-                                                 == ord("\r")))
-    commas = np.flatnonzero(buffer == ord(","))
-    cells = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
-    lines = np.flatnonzero(~blank)
-    if len(lines) < 2:
+
+    Counts commas, so it is meant for the numeric files (no quoted commas). pandas has refused
+    lines with too many cells, so all `rows` lines are whole exactly when the file holds
+    (header cells - 1) commas per line: one count over the bytes, and a line-by-line search
+    only when a line is short.
+    """
+    header_end = data.find(b"\n")
+    header_end = len(data) if header_end < 0 else header_end
+    header = data.count(b",", 0, header_end) + 1
+    if data.count(b",") == (header - 1) * (rows + 1):
         return
-    header = cells[lines[0]]
-    short = lines[1:][cells[lines[1:]] < header]
-    if len(short):
-        line = int(short[0])
-        raise PackageError(f"{path}: line {line + 1} has {int(cells[line])} cells, the header "
-                           f"has {int(header)} (a row cut short or missing its last cells)")
+    start, line = header_end + 1, 2
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        cells = data.count(b",", start, end) + 1
+        if cells < header and data[start:end].strip():
+            raise PackageError(f"{path}: line {line} has {cells} cells, the header has "
+                               f"{header} (a row cut short or missing its last cells)")
+        start, line = end + 1, line + 1
 
 
 def read_partition(package: Path) -> dict[int, str]:

@@ -12,13 +12,14 @@ by the next writer of the same store.
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import logging
 import os
 import re
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 import h5py
@@ -77,8 +78,6 @@ def _create(group: h5py.Group, name: str, values: np.ndarray) -> h5py.Dataset:
     return dataset
 
 
-# errno values meaning "the disk (or this user's share of it) is full".
-_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _RESERVE_BYTES = 64 << 20  # room for the chunk cache and metadata beyond the estimate
 
 
@@ -86,9 +85,10 @@ class _GuardedFile(io.RawIOBase):
     """The temporary file as HDF5 sees it (h5py's file-object driver).
 
     HDF5 cannot recover from a failed write: it prints a traceback per cached chunk and crashes
-    the process when the file is closed. So the first write that fails for lack of space is
-    kept in `failure`, and from then on writes are dropped and reads past the end give zeros:
-    HDF5 carries on unharmed until the writer stops it with a `StoreError` after the video.
+    the process when the file is closed. So the first write that fails (a full disk, a quota, a
+    file size limit, an I/O error) is kept in `failure`, and from then on writes are dropped and
+    reads past the end give zeros: HDF5 carries on unharmed until the writer stops it with a
+    `StoreError` after the video.
     """
 
     def __init__(self, path: Path) -> None:
@@ -128,8 +128,6 @@ class _GuardedFile(io.RawIOBase):
                     written += self._file.write(view[written:])
                 return written
             except OSError as err:
-                if err.errno not in _FULL:
-                    raise
                 self.failure = err
                 self._file.seek(len(view) - written, io.SEEK_CUR)
                 return len(view)
@@ -140,8 +138,6 @@ class _GuardedFile(io.RawIOBase):
         try:
             return self._file.truncate(size)
         except OSError as err:
-            if err.errno not in _FULL:
-                raise
             self.failure = self.failure or err
             return self.tell() if size is None else size
 
@@ -171,6 +167,7 @@ class StoreWriter:
         self.raw: _GuardedFile | None = None
         self.file: h5py.File | None = None
         self.tables: dict[str, RowTable] = {}
+        self._terminate = _TerminateAsExit()
 
     def __enter__(self) -> StoreWriter:
         try:
@@ -179,9 +176,11 @@ class StoreWriter:
             raise StoreError(f"{self.path.parent}: cannot create the output folder "
                              f"({err.strerror})") from None
         remove_stale_temp_files(self.path)
+        self._terminate.install()
         try:
             self.raw = _GuardedFile(self.tmp)
         except OSError as err:
+            self._terminate.restore()
             raise StoreError(f"{self.path.parent}: cannot write the store there "
                              f"({err.strerror})") from None
         try:
@@ -250,6 +249,7 @@ class StoreWriter:
                 self.raw.close()
             if not keep:
                 self.tmp.unlink(missing_ok=True)
+            self._terminate.restore()
 
     def _full_error(self, failure: OSError) -> StoreError:
         return StoreError(f"{self.path}: writing the store failed: {failure.strerror}; "
@@ -262,6 +262,30 @@ class StoreWriter:
             raise StoreError(f"{self.path}: not enough free space in {self.path.parent}: {why}, "
                              f"{_size(free)} free (needs {_size(needed)}); free some space or "
                              "choose another --out")
+
+
+class _TerminateAsExit:
+    """While a store is written, SIGTERM (`kill`, a batch system's time limit) raises
+    SystemExit, so the writer's way out removes the temporary file; Python's default would end
+    the process on the spot. Only where the default is in place, from the main thread."""
+
+    def __init__(self) -> None:
+        self.installed = False
+
+    def install(self) -> None:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+            signal.signal(signal.SIGTERM, _exit_on_terminate)
+            self.installed = True
+
+    def restore(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.installed = False
+
+
+def _exit_on_terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def temp_path(path: Path, pid: int) -> Path:

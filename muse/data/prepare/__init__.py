@@ -18,7 +18,7 @@ from muse.data.prepare import continuous, topic
 from muse.data.prepare.estimate import expected_store_bytes
 from muse.data.prepare.plan import PreparePlan, plan
 from muse.data.prepare.stats import PrepareStats
-from muse.data.store_writer import StoreWriter
+from muse.data.store_writer import StoreWriter, remove_stale_temp_files
 from muse.errors import MuseError, StoreError
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ def prepare(package: Path, out: Path, tasks: list[str] | tuple[str, ...] = tuple
         raise MuseError(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
     if Path(out).exists() and not Path(out).is_dir():
         raise StoreError(f"{out}: the output is a file; give a folder for the stores")
+    if Path(out).is_dir():
+        for task in TASKS:  # also those of stores not prepared this time, or up to date
+            remove_stale_temp_files(store_path(out, task))
     return {task: prepare_task(Path(package), Path(out), task, features, audio_rate)
             for task in tasks}
 
