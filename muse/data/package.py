@@ -48,7 +48,9 @@ def read_csv(path: Path, required: tuple[str, ...] = (), *, header_only_ok: bool
         frame = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise PackageError(f"{path}: unreadable CSV ({err})") from None
-    if whole_rows:
+    # A short row always lacks the header's last cell, which pandas makes NaN: only a file with
+    # a NaN in its last column needs its cells counted.
+    if whole_rows and len(frame.columns) and frame.iloc[:, -1].isna().any():
         _check_whole_rows(path, data, len(frame))
     if frame.empty and not header_only_ok:
         raise PackageError(f"{path}: the file has a header but no rows")
@@ -221,20 +223,21 @@ def float_column(path: Path, column: pd.Series) -> np.ndarray:
 def count_duplicate_keys(path: Path, keys: dict[str, np.ndarray], fail: bool) -> int:
     """Rows repeating an earlier row's key columns; with `fail`, the first one is an error
     naming the file and both lines (the scorer would reject the repeated key after training)."""
-    if not len(next(iter(keys.values()))):
-        return 0
+    columns = list(keys.values())
+    if len(columns[0]) < 2 or np.all(columns[0][1:] > columns[0][:-1]):
+        return 0  # the usual file: times strictly increasing, no repeat possible
+    order = np.lexsort(columns[::-1])
+    same = np.ones(len(order) - 1, dtype=bool)
+    for column in columns:
+        same &= column[order][1:] == column[order][:-1]
+    if not fail or not same.any():
+        return int(same.sum())
     frame = pd.DataFrame(keys)
-    repeated = frame.duplicated().to_numpy()
-    if not repeated.any():
-        return 0
-    if fail:
-        row = int(np.argmax(repeated))
-        same = (frame == frame.iloc[row]).all(axis=1).to_numpy()
-        first = int(np.argmax(same))
-        described = ", ".join(f"{n}={int(v[row])}" for n, v in keys.items())
-        raise PackageError(f"{path}: line {row + 2} repeats the key ({described}) of line "
-                           f"{first + 2}")
-    return int(repeated.sum())
+    row = int(np.argmax(frame.duplicated().to_numpy()))
+    first = int(np.argmax((frame == frame.iloc[row]).all(axis=1).to_numpy()))
+    described = ", ".join(f"{n}={int(v[row])}" for n, v in keys.items())
+    raise PackageError(f"{path}: line {row + 2} repeats the key ({described}) of line "
+                       f"{first + 2}")
 
 
 def feature_path(package: Path, task: str, alignment: str, feature: str, video: int) -> Path:
