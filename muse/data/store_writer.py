@@ -5,9 +5,9 @@ after the `complete` attribute is set, so an interrupted prepare never leaves a 
 whole. Arrays grow per video (resizable datasets), so memory holds one video at a time.
 
 The free space is checked against the store's estimated size before writing, a failed write
-(full disk, quota) becomes a `StoreError`, and the temporary file is removed on every way out of
-the writer; the temporary files that killed processes leave behind are removed
-by the next writer of the same store.
+(full disk, quota, file size limit) becomes a `StoreError` instead of an HDF5 crash, and the
+temporary file is removed on every way out of the writer, SIGTERM included; the temporary files
+of processes killed outright are removed by the next prepare (`remove_stale_temp_files`).
 """
 
 from __future__ import annotations

@@ -99,8 +99,8 @@ def _report(path: Path, resolved: PreparePlan, stats: PrepareStats) -> None:
         log.info("%s: label steps without frames, stored as zeros: %s", path,
                  dict(stats.empty_steps))
     if stats.duplicate_keys:
-        log.warning("%s: word rows repeating the time and segment of the row before, kept: %s",
-                    path, dict(stats.duplicate_keys))
+        log.warning("%s: word rows repeating an earlier word's (start, end, segment_id), "
+                    "kept: %s", path, dict(stats.duplicate_keys))
     if not resolved.task.continuous:
         log.info("%s: %d segment(s) without transcript words (missing or header-only file), "
                  "stored with an empty text", path, stats.empty_transcripts)
