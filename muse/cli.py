@@ -25,7 +25,13 @@ def _synth(args: argparse.Namespace) -> None:
 
 def _prepare(args: argparse.Namespace) -> None:
     from muse.data.prepare import prepare
+    from muse.data.prepare.check import check_package
 
+    if args.check:
+        print(check_package(args.package, args.tasks))
+        return
+    if args.out is None:
+        raise SystemExit("muse prepare: give --out DIR (or --check to look at the package)")
     stores = prepare(
         args.package, args.out, tasks=args.tasks, features=args.features,
         audio_rate=0 if args.no_audio else args.audio_rate,
@@ -81,12 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     prep = commands.add_parser("prepare", help="convert a challenge package into HDF5 stores")
     prep.add_argument("--package", type=Path, required=True)
-    prep.add_argument("--out", type=Path, required=True)
+    prep.add_argument("--out", type=Path, default=None, help="folder of the stores")
     prep.add_argument("--tasks", type=_csv_list, default=["wild", "topic", "trust"])
     prep.add_argument("--features", type=_csv_list, default=None,
                       help="comma-separated feature sets (default: every one in the package)")
     prep.add_argument("--audio-rate", type=int, default=8000)
     prep.add_argument("--no-audio", action="store_true", help="do not store raw audio")
+    prep.add_argument("--check", action="store_true",
+                      help="only report what prepare would read (headers and samples, seconds); "
+                           "writes nothing")
     prep.set_defaults(run=_prepare)
 
     demo = commands.add_parser(

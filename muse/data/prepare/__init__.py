@@ -15,9 +15,11 @@ from tqdm.auto import tqdm
 
 from muse.data.layout import TASKS
 from muse.data.prepare import continuous, topic
+from muse.data.prepare.estimate import expected_store_bytes
 from muse.data.prepare.plan import PreparePlan, plan
 from muse.data.prepare.stats import PrepareStats
-from muse.data.store_writer import StoreWriter
+from muse.data.store_writer import StoreWriter, remove_stale_temp_files
+from muse.errors import MuseError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,12 @@ def prepare(package: Path, out: Path, tasks: list[str] | tuple[str, ...] = tuple
     """Prepare the given sub-challenges; returns {task: store path}. `audio_rate=0`: no audio."""
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
+        raise MuseError(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise StoreError(f"{out}: the output is a file; give a folder for the stores")
+    if Path(out).is_dir():
+        for task in TASKS:  # also those of stores not prepared this time, or up to date
+            remove_stale_temp_files(store_path(out, task))
     return {task: prepare_task(Path(package), Path(out), task, features, audio_rate)
             for task in tasks}
 
@@ -45,14 +52,16 @@ def prepare_task(package: Path, out: Path, task: str, features: list[str] | None
         log.info("%s: up to date with %s, nothing to do", target, package)
         return target
     stats = PrepareStats()
-    with StoreWriter(target, task, list(resolved.task.targets), fingerprint,
-                     audio_rate) as writer:
+    with StoreWriter(target, task, list(resolved.task.targets), fingerprint, audio_rate,
+                     expected_bytes=expected_store_bytes(resolved, audio_rate)) as writer:
         writer.write("videos/id", np.asarray(resolved.videos, np.int64))
         writer.write("videos/partition",
                      np.asarray([resolved.partition[v] for v in resolved.videos], dtype=object))
         _write_videos(resolved, writer, stats, audio_rate)
+        extra = {} if resolved.task.continuous else {"empty_transcripts": stats.empty_transcripts}
         writer.finish(nan_cells=dict(stats.nan_cells), empty_steps=dict(stats.empty_steps),
-                      skipped_videos=resolved.skipped,
+                      duplicate_keys=dict(stats.duplicate_keys), skipped_videos=resolved.skipped,
+                      **extra,
                       dims={f"{a}/{f}": d for (a, f), d in resolved.dims.items()})
     _report(target, resolved, stats)
     return target
@@ -66,6 +75,7 @@ def _write_videos(resolved: PreparePlan, writer: StoreWriter, stats: PrepareStat
             continuous.prepare_video(resolved, video, writer, stats, audio_rate)
         else:
             topic.prepare_video(resolved, video, writer, stats, audio_rate, offsets)
+        writer.checkpoint()
     for alignment, values in offsets.offsets.items():
         writer.write(f"{alignment}/segment_offsets", np.asarray(values, np.int64))
 
@@ -88,6 +98,12 @@ def _report(path: Path, resolved: PreparePlan, stats: PrepareStats) -> None:
     if stats.empty_steps:
         log.info("%s: label steps without frames, stored as zeros: %s", path,
                  dict(stats.empty_steps))
+    if stats.duplicate_keys:
+        log.warning("%s: word rows repeating an earlier word's (start, end, segment_id), "
+                    "kept: %s", path, dict(stats.duplicate_keys))
+    if not resolved.task.continuous:
+        log.info("%s: %d segment(s) without transcript words (missing or header-only file), "
+                 "stored with an empty text", path, stats.empty_transcripts)
     if stats.missing_audio:
         log.warning("%s: %d segment wav file(s) missing, stored as silence", path,
                     stats.missing_audio)

@@ -59,6 +59,7 @@ def prepare_video(plan: PreparePlan, video: int, writer: StoreWriter, stats: Pre
     start, end = _segment_times(segments, steps)
     texts = np.array([read_transcript(transcript_file(plan.package, task.name, video, int(s)))
                       for s in segments], dtype=object)
+    stats.empty_transcripts += int(sum(not text for text in texts))
     arrays = {"segment_id": segments, "start": start, "end": end, "text": texts}
     arrays.update({f"labels/{t}": classes[t] for t in task.targets})
     for emotion in EMOTIONS:
