@@ -2,9 +2,10 @@
 
 Every run lives in its sub-challenge's experiment, is named `<model>-<features>-s<seed>`, and
 carries tags the UI can group by (task, model, features, seed; a trial of an Optuna search:
-its study and trial), the git commit, the Hydra override list and a hash of its resolved configuration (which is how an unfinished run with the
-same configuration is found again, and how a sweep knows a configuration already finished). The
-resolved configuration is logged as params once.
+its study and trial), the git commit, the Hydra override list and a hash of its resolved
+configuration (which is how an unfinished run with the same configuration is found again, and
+how a sweep knows a configuration already finished). The resolved configuration is logged as
+params once.
 """
 
 from __future__ import annotations
