@@ -26,6 +26,7 @@ from muse.search.study import Search, as_hydra_job, available, run_search
 
 CONF = Path(__file__).parents[1] / "conf"
 STUDY = "lstm_att_wild"
+EXPERIMENTS = {"wild": "MuSe-Wild", "trust": "MuSe-Trust", "topic": "MuSe-Topic"}
 # Two short epochs a trial; the search space is the real one.
 TINY = ["hparams_search.n_trials=3", "trainer.max_epochs=2", "+trainer.limit_train_batches=3",
         "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
@@ -51,6 +52,8 @@ def test_every_search_composes_into_trials_of_its_task(name: str, tmp_path: Path
         model, task = name.rsplit("_", 1)
         assert (job.model.name, job.task.name) == (model, task)
         assert job.skip_finished is True and job.study == name and "hparams_search" not in job
+        # The trials stay out of the experiments `muse report` reads.
+        assert job.task.experiment_name == f"{EXPERIMENTS[task]}-search"
         for key, value in values.items():
             assert OmegaConf.select(job, key) == value
         assert job.paths.output_dir.endswith(f"hparams_search/{name}/trials/trial-0")
@@ -90,9 +93,9 @@ def test_train_py_refuses_a_search_config() -> None:
 
 
 def study_runs(root: Path) -> dict[str, object]:
-    """{run id: run} of the MuSe-Wild runs tagged with the study."""
+    """{run id: run} of the MuSe-Wild search runs tagged with the study."""
     client = MlflowClient(f"sqlite:///{root}/logs/mlflow.db")
-    experiment = client.get_experiment_by_name("MuSe-Wild")
+    experiment = client.get_experiment_by_name("MuSe-Wild-search")
     runs = client.search_runs([experiment.experiment_id],
                               filter_string=f"tags.{tracking.STUDY_TAG} = '{STUDY}'")
     return {run.info.run_id: run for run in runs}
@@ -194,15 +197,17 @@ def test_the_best_trial_is_recorded_with_the_command_that_trains_it(study: dict)
                                  for k, v in winner.params.items()]
     folder = study["root"] / "logs" / "hparams_search" / STUDY
     assert yaml.safe_load((folder / search_study.BEST_FILE).read_text()) == best
-    # The command outside the search composes the configuration the best run trained.
+    # The command outside the search composes the configuration the best run trained, as a
+    # regular run of MuSe-Wild.
     program, *overrides = best["command"].split()
     assert program == "python" and overrides[0] == "train.py"
     assert not any(text.startswith("hparams_search") for text in overrides)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         composed = compose("train", overrides=overrides[1:], return_hydra_config=True)
     with as_hydra_job(composed) as cfg:
-        with open_dict(cfg):
-            cfg.study = STUDY  # what the search adds to every trial
+        assert cfg.task.experiment_name == "MuSe-Wild"
+        with open_dict(cfg):  # what the search adds to every trial
+            cfg.study, cfg.task.experiment_name = STUDY, "MuSe-Wild-search"
         digest = tracking.config_hash(cfg)
     run = study["runs_continued"][best["run_id"]]
     assert digest == run.data.tags[tracking.CONFIG_HASH_TAG]

@@ -7,7 +7,8 @@ storage and the search space (`muse.search.space`). A trial composes the trainin
 `muse.training.train` and returns the value `train.py` returns to Hydra sweepers: the task's
 monitored devel score (MuSe-Topic: the mean of the topic and emotion scores).
 
-* Records: a trial is an MLflow run of its task's experiment, tagged `study` (part of its
+* Records: a trial is an MLflow run of its task's search experiment (`MuSe-Wild-search`, ...,
+  set by the search file: `muse report` reads the others), tagged `study` (part of its
   configuration, so of its config hash) and `trial`, with the optimised value as the metric
   `search/objective`. The study folder `logs/hparams_search/<study>/` holds the Optuna storage
   (`optuna.db`, SQLite, unless `hparams_search.storage` names a database server), each trial's
