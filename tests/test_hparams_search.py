@@ -83,6 +83,14 @@ def test_a_search_space_names_what_is_wrong_with_it(tmp_path: Path) -> None:
         assert space({"features": {"type": "categorical", "choices": ["egemaps"]}}).params
 
 
+def test_a_search_needs_a_search_file_and_scores(tmp_path: Path) -> None:
+    with pytest.raises(MuseError, match="python search.py hparams_search=<name> .*lstm_att_wild"):
+        Search.from_command_line(CONF, [f"paths.root_dir={tmp_path}"])
+    with pytest.raises(MuseError, match="debug=fast does not record"):
+        Search.from_command_line(CONF, ["hparams_search=svm_topic", "debug=fast",
+                                        f"paths.root_dir={tmp_path}"])
+
+
 def test_train_py_refuses_a_search_config() -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["hparams_search=svm_topic"], return_hydra_config=True)
