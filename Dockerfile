@@ -24,7 +24,7 @@ COPY pyproject.toml README.md ./
 COPY scripts/install.sh scripts/
 COPY muse muse/
 RUN bash scripts/install.sh --device "${DEVICE}"
-COPY train.py evaluate.py ./
+COPY train.py evaluate.py search.py ./
 COPY conf conf/
 
 VOLUME ["/data", "/muse/logs"]

@@ -1,10 +1,11 @@
 """MLflow for muse runs: where runs go, what identifies them, and finding one to resume.
 
 Every run lives in its sub-challenge's experiment, is named `<model>-<features>-s<seed>`, and
-carries tags the UI can group by (task, model, features, seed), the git commit, the Hydra
-override list and a hash of its resolved configuration (which is how an unfinished run with the
-same configuration is found again, and how a sweep knows a configuration already finished). The
-resolved configuration is logged as params once.
+carries tags the UI can group by (task, model, features, seed; a trial of an Optuna search:
+its study and trial), the git commit, the Hydra override list and a hash of its resolved
+configuration (which is how an unfinished run with the same configuration is found again, and
+how a sweep knows a configuration already finished). The resolved configuration is logged as
+params once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ CHECKPOINT_DIR_TAG = "muse.checkpoint_dir"
 BEST_CHECKPOINT_TAG = "muse.best_checkpoint"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a child run under its parent
 TARGET_TAG = "muse.target"
+STUDY_TAG = "study"  # a trial of an Optuna search (muse.search): its study and trial number
+TRIAL_TAG = "trial"
 # Settings that change where or how fast a run goes, not what it computes.
 _NOT_HASHED = ("ckpt_path", "skip_finished", "paths", "hydra", "logger", "debug")
 _NOT_HASHED_TRAINER = ("enable_progress_bar", "accelerator", "devices")
@@ -91,6 +94,8 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
         "overrides": " ".join(hydra_overrides()),
         CONFIG_HASH_TAG: config_hash(cfg),
     }
+    if cfg.get("study"):  # the trial number is tagged by the search, which knows it
+        tags[STUDY_TAG] = str(cfg.study)
     commit = git_commit()
     if commit:
         tags["git_commit"] = commit
