@@ -10,7 +10,8 @@ blended (the blend is rounded to 3 decimals again). `classification_scores` appl
 the unrounded functions exist for training-time monitoring and for the streaming metrics.
 
 Degenerate inputs (fewer than 2 rows, a constant side, an empty class set) score 0.0, never
-NaN (also the Pearson correlation, which pandas, and so the official scorer, leaves NaN there), so a collapsed model reads as "no agreement" instead of poisoning a log or a ranking.
+NaN (also the Pearson correlation, which pandas, and so the official scorer, leaves NaN there),
+so a collapsed model reads as "no agreement" instead of poisoning a log or a ranking.
 """
 
 from __future__ import annotations
