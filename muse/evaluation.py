@@ -30,6 +30,7 @@ from muse.scoring import score_frames
 log = logging.getLogger(__name__)
 
 PARTITIONS = ("devel", "test")
+UNLABELLED = "unlabelled_rows"  # a partition's rows left unscored for a masked label
 
 
 @dataclass
@@ -51,7 +52,8 @@ class Evaluation:
         return paths
 
     def flat_scores(self, prefix: str) -> dict[str, float]:
-        """{"<prefix>/<partition>/<target>/<metric>": value, "<prefix>/<partition>/score"}."""
+        """{"<prefix>/<partition>/<target>/<metric>": value, "<prefix>/<partition>/score",
+        "<prefix>/<partition>/unlabelled_rows"}."""
         flat = {}
         for partition, scores in self.scores.items():
             if scores is None:
@@ -59,7 +61,7 @@ class Evaluation:
             for key, value in scores.items():
                 if isinstance(value, dict):
                     flat.update({f"{prefix}/{partition}/{key}/{m}": v for m, v in value.items()})
-                elif key.endswith("score"):
+                elif key.endswith("score") or key == UNLABELLED:
                     flat[f"{prefix}/{partition}/{key}"] = value
         return flat
 
@@ -89,19 +91,20 @@ def predict(module: pl.LightningModule, datamodule: MuseDataModule, partition: s
     return frame, gold.rename(columns=lambda c: c.replace("prediction_", "label_", 1))
 
 
-def _has_labels(frame: pd.DataFrame, columns: list[str]) -> bool:
-    """False for masked labels: NaN (continuous) or -1 (topic classes)."""
+def _unlabelled(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per row: True where a scored label is masked, NaN (continuous) or -1 (topic classes)."""
     values = frame[columns].to_numpy(dtype=np.float64)
     missing = np.isnan(values)
     if "segment_id" in frame.columns:
         missing |= values < 0
-    return bool(len(values)) and not missing.any()
+    return missing.any(axis=1)
 
 
 def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFrame,
            labels: pd.DataFrame) -> dict | None:
-    """The official scores; None for masked labels or a model without every scored target
-    (one target of a per-target run: `combine` scores the run once all its targets are in)."""
+    """The official scores of the labelled rows, with `unlabelled_rows` (rows left out for a
+    masked label); None for a partition without labels, or for a model without every scored
+    target (one target of a per-target run: `combine` scores the run once all are in)."""
     missing = [t for t in scored if f"prediction_{t}" not in predictions]
     if missing:
         # debug: every target model of a per-target run meets this; `combine` scores the run
@@ -109,18 +112,27 @@ def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFra
                   partition, ", ".join(missing))
         return None
     columns = [f"label_{t}" for t in scored]
-    if not _has_labels(labels, columns):
+    unlabelled = _unlabelled(labels, columns)
+    if unlabelled.all():
         log.info("%s labels are masked: %s predictions written, not scored", partition,
                  partition)
         return None
     keys = [c for c in labels.columns if not c.startswith("label_")]
-    return score_frames(task, labels[keys + columns], predictions,
-                        labels_name=f"{partition} labels")
+    labelled = labels.loc[~unlabelled, keys + columns]
+    if unlabelled.any():
+        log.warning("%s: %d of %d rows have a masked %s label (NaN or -1); scored the %d "
+                    "labelled rows", partition, unlabelled.sum(), len(labels),
+                    " or ".join(scored), len(labelled))
+        # The scorer needs every key on both sides: the unlabelled rows leave both.
+        predictions = predictions.merge(labelled[keys], on=keys, how="inner")
+    scores = score_frames(task, labelled, predictions, labels_name=f"{partition} labels")
+    scores[UNLABELLED] = int(unlabelled.sum())
+    return scores
 
 
 def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task: str,
                     scored: list[str], partitions: tuple[str, ...] = PARTITIONS) -> Evaluation:
-    """Predict and officially score each partition; a partition with masked labels is unscored."""
+    """Predict and officially score each partition; a partition without labels is unscored."""
     module.eval()
     result = Evaluation(task)
     for partition in partitions:

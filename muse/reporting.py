@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 from muse import plots, tracking
-from muse.evaluation import Evaluation
+from muse.evaluation import UNLABELLED, Evaluation
 
 CURVE_PREFIXES = ("train/", "devel/")
 
@@ -66,7 +66,9 @@ def summary(result: dict) -> str:
         overall = [f"{k} {v}" for k, v in scores.items() if k.endswith("score")]
         targets = [f"{k} {v.get('ccc', v.get('score'))}" for k, v in scores.items()
                    if isinstance(v, dict)]
-        lines.append(f"  {partition}: " + ", ".join(overall + targets))
+        unlabelled = scores.get(UNLABELLED)
+        left_out = [f"{unlabelled} unlabelled rows not scored"] if unlabelled else []
+        lines.append(f"  {partition}: " + ", ".join(overall + targets + left_out))
     lines.append(f"  predictions (submission layout): {result['predictions']}")
     lines.append(f"  best checkpoint: {result['best_checkpoint']}")
     lines.append(f"  recorded in {result['tracking_uri']}")
