@@ -192,7 +192,8 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: str | None) -> tuple[Evaluat
     evaluation and the task's scored targets."""
     from muse.module import MuseModule
 
-    if checkpoint.suffix == ".joblib":  # a classical baseline's saved model, not Lightning's
+    # A classical baseline's saved model, not Lightning's (.joblib: an old pickle, refused).
+    if checkpoint.suffix in (".skops", ".joblib"):
         from muse.classical.harness import evaluate_saved
 
         return evaluate_saved(checkpoint, data_dir)

@@ -2,7 +2,7 @@
 
 `train_classical(cfg)` is what `muse.training.train` hands a `model.kind: sklearn` config to:
 it reads the store's segment means, runs the SVM's C sweep per target, saves the fitted models
-as `<log_dir>/checkpoints/<run id>/svm.joblib` (the run's best checkpoint, so `evaluate.py
+as `<log_dir>/checkpoints/<run id>/svm.skops` (the run's best checkpoint, so `evaluate.py
 run_id=...` finds it) and leaves the same MLflow run as a neural training: the resolved config
 as params, the run tags, the official devel/test scores as `best/...` metrics, the prediction
 CSVs, scores.json and the confusion matrices, plus the sweep (`sweep/<target>/devel_uar` and
@@ -35,7 +35,7 @@ from muse.training import build_datamodule, checkpoint_dir, output_dir, run_targ
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "svm.joblib"
+MODEL_FILE = "svm.skops"
 
 
 def settings(cfg: DictConfig) -> SVMSettings:
