@@ -57,6 +57,9 @@ def metric_history(client: MlflowClient, run_id: str) -> dict[str, list[tuple[in
 def summary(result: dict) -> str:
     """The lines a run ends with: scores, where it is recorded, how to look at it."""
     lines = ["", f"MuSe run {result['run_id']} ({result['experiment']})"]
+    if result.get("synthetic_demo"):
+        lines.append("  data: the synthetic demo MuSe-CaR, not the challenge package (train on "
+                     "the real data with data.package=/path/to/muse2020)")
     for partition in ("devel", "test"):
         scores = result.get(partition)
         if scores is None:

@@ -29,6 +29,8 @@ CHECKPOINT_DIR_TAG = "muse.checkpoint_dir"
 BEST_CHECKPOINT_TAG = "muse.best_checkpoint"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a child run under its parent
 TARGET_TAG = "muse.target"
+DATA_TAG = "muse.data"  # the store a run trained on
+DEMO_TAG = "muse.synthetic_demo"  # "true" when that store is the built-in synthetic demo's
 # Settings that change where or how fast a run goes, not what it computes.
 _NOT_HASHED = ("ckpt_path", "skip_finished", "paths", "hydra", "logger", "debug")
 _NOT_HASHED_TRAINER = ("enable_progress_bar", "accelerator", "devices")
@@ -168,6 +170,12 @@ def split_checkpoints(value: str) -> list[str]:
     if not value:
         return []
     return [str(path) for path in json.loads(value)] if value.startswith("[") else [value]
+
+
+def tag_data(client: MlflowClient, run_id: str, store: Path, demo: bool) -> None:
+    """Which store the run trained on, and whether it is the synthetic demo's."""
+    client.set_tag(run_id, DATA_TAG, str(Path(store).resolve()))
+    client.set_tag(run_id, DEMO_TAG, str(demo).lower())
 
 
 def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:

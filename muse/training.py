@@ -26,6 +26,7 @@ from pytorch_lightning.trainer.states import TrainerStatus
 
 from muse import distributed, tracking
 from muse.data.datamodule import MuseDataModule
+from muse.data.demo import is_demo_store
 from muse.data.layout import TASKS
 from muse.data.sources import store_for
 from muse.errors import MuseError
@@ -224,6 +225,8 @@ def train(cfg: DictConfig) -> dict:
         log.info("resuming MLflow run %s from %s", run_id, resume.checkpoint)
     ckpt_dir = checkpoint_dir(cfg, run_id)
     client.set_tag(run_id, tracking.CHECKPOINT_DIR_TAG, str(ckpt_dir.resolve()))
+    demo = is_demo_store(store)
+    tracking.tag_data(client, run_id, store, demo)
     fits: list[Fit] = []
 
     def stopped_runs() -> set[str]:
@@ -265,7 +268,7 @@ def train(cfg: DictConfig) -> dict:
     result = {"run_id": run_id, "tracking_uri": cfg.logger.tracking_uri,
               "experiment": cfg.task.experiment_name, "best_checkpoint": best_path,
               "devel": evaluation.scores.get("devel"), "test": evaluation.scores.get("test"),
-              "predictions": str(out / "predictions")}
+              "predictions": str(out / "predictions"), "synthetic_demo": demo}
     print(summary(result))
     return result
 

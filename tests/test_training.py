@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +74,24 @@ def test_a_run_is_recorded_in_mlflow(wild_run) -> None:
     assert {"predictions", "plots", "config.yaml", "scores.json"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/devel_curves.png", "plots/learning_curves.png"}
+
+
+def test_a_run_says_when_it_trained_on_the_synthetic_demo(
+        wild_run, demo_package: Path, tmp_path: Path, capsys) -> None:
+    cfg, result = wild_run  # the session's stores, prepared from a package: not the demo
+    client = MlflowClient(cfg.logger.tracking_uri)
+    tags = client.get_run(result["run_id"]).data.tags
+    assert tags["muse.synthetic_demo"] == "false" and not result["synthetic_demo"]
+    assert tags["muse.data"].endswith("wild.h5")
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_package, data / "synthetic_package")  # as `muse demo` generates it
+    capsys.readouterr()
+    demo = train(config(tmp_path, data, *QUICK, "trainer.max_epochs=1"))
+    assert "synthetic demo" in capsys.readouterr().out
+    demo_tags = MlflowClient(f"sqlite:///{tmp_path}/logs/mlflow.db").get_run(
+        demo["run_id"]).data.tags
+    assert demo_tags["muse.synthetic_demo"] == "true" and demo["synthetic_demo"]
 
 
 def test_best_devel_score_matches_the_logged_checkpoint_metric(wild_run) -> None:

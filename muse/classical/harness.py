@@ -26,6 +26,7 @@ from muse.classical.segments import Segments, load_segments
 from muse.classical.svm import FittedSVM, SVMSettings, fit_target
 from muse.data.datamodule import MuseDataModule
 from muse.data.datasets import predictions_frame
+from muse.data.demo import is_demo_store
 from muse.data.prepare import store_path
 from muse.data.sources import store_for
 from muse.errors import MuseError
@@ -106,6 +107,8 @@ def train_classical(cfg: DictConfig) -> dict:
     tracking.log_config(logger, cfg, out)
     path = checkpoint_dir(cfg, run_id) / MODEL_FILE
     client.set_tag(run_id, tracking.CHECKPOINT_DIR_TAG, str(path.parent.resolve()))
+    demo = is_demo_store(store)
+    tracking.tag_data(client, run_id, store, demo)
     try:
         fitted = fit(cfg, datamodule, segments)
         _log_sweep(client, run_id, fitted)
@@ -124,7 +127,7 @@ def train_classical(cfg: DictConfig) -> dict:
     result = {"run_id": run_id, "tracking_uri": cfg.logger.tracking_uri,
               "experiment": cfg.task.experiment_name, "best_checkpoint": str(path.resolve()),
               "devel": evaluated.scores.get("devel"), "test": evaluated.scores.get("test"),
-              "predictions": str(out / "predictions"),
+              "predictions": str(out / "predictions"), "synthetic_demo": demo,
               "C": {target: chosen.C for target, chosen in fitted.fits.items()}}
     print(summary(result))
     return result

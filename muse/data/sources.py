@@ -1,4 +1,8 @@
-"""Finding the HDF5 store a run trains on: a prepared store, a package to prepare, or the demo."""
+"""Finding the HDF5 store a run trains on: a prepared store, a package to prepare, or the demo.
+
+The demo is generated only where it harms nothing (`muse.data.demo`): a data directory that
+lacks the task's store but holds other data is an error that says how to prepare the store.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from muse.data.demo import ensure_demo
+from muse.data.demo import ensure_demo, foreign_contents
 from muse.data.prepare import prepare, store_path
+from muse.errors import MuseError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,15 @@ def store_for(task: str, data_dir: str | Path, package: str | Path | None = None
         if package is not None:
             return prepare(Path(package), data_dir, tasks=[task])[task]
         if not path.exists():
+            foreign = foreign_contents(data_dir)
+            if foreign:
+                raise MuseError(
+                    f"no prepared {task} store in {data_dir} ({path.name} is missing). That "
+                    f"folder holds other data ({', '.join(foreign)}), so the synthetic demo is "
+                    f"not made there. Prepare the store from the challenge package: muse "
+                    f"prepare --package /path/to/muse2020 --out {data_dir} --tasks {task} "
+                    "(or train with data.package=/path/to/muse2020); for the demo, set "
+                    "data.dir to an empty folder")
             log.warning("No prepared %s store in %s: generating and preparing the synthetic "
                         "demo MuSe-CaR there first (set data.package=/path/to/muse2020 for the "
                         "real data)", task, data_dir)
