@@ -18,7 +18,6 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from muse import tracking
@@ -167,7 +166,6 @@ def combine(evaluations: list[Evaluation], task: str, scored: list[str]) -> Eval
 def locate_checkpoints(cfg: DictConfig) -> tuple[list[Path], str | None]:
     """The checkpoints to evaluate (one per model of the run) and the MLflow run they belong
     to (None if unknown). `ckpt` may list several files, comma-separated."""
-    client = MlflowClient(cfg.logger.tracking_uri)
     if cfg.get("ckpt"):
         paths = [Path(part.strip()) for part in str(cfg.ckpt).split(",") if part.strip()]
         for path in paths:
@@ -176,6 +174,7 @@ def locate_checkpoints(cfg: DictConfig) -> tuple[list[Path], str | None]:
         return paths, tracking.checkpoint_run_id(paths[0])
     if not cfg.get("run_id"):
         raise MuseError("give run_id=<mlflow run id> or ckpt=<checkpoint file>")
+    client = tracking.open_store(cfg.logger.tracking_uri)
     try:
         tags = client.get_run(cfg.run_id).data.tags
     except MlflowException:
@@ -217,7 +216,7 @@ def evaluate(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     paths = result.write(out)
     if run_id is not None:
-        client = MlflowClient(cfg.logger.tracking_uri)
+        client = tracking.open_store(cfg.logger.tracking_uri)
         for key, value in result.flat_scores("evaluate").items():
             client.log_metric(run_id, key, float(value))
         client.log_artifact(run_id, str(paths["test"]), "submission")

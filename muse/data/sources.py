@@ -6,15 +6,13 @@ lacks the task's store but holds other data is an error that says how to prepare
 
 from __future__ import annotations
 
-import fcntl
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from muse.data.demo import ensure_demo, foreign_contents
 from muse.data.prepare import prepare, store_path
 from muse.errors import MuseError
+from muse.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,8 @@ def store_for(task: str, data_dir: str | Path, package: str | Path | None = None
     path = store_path(data_dir, task)
     if package is None and path.exists():
         return path
-    with _one_at_a_time(data_dir):
+    # Parallel jobs of a sweep share the data directory: one prepares it, the others wait.
+    with exclusive(data_dir / LOCK_FILE):
         if package is not None:
             return prepare(Path(package), data_dir, tasks=[task])[task]
         if not path.exists():
@@ -48,12 +47,3 @@ def store_for(task: str, data_dir: str | Path, package: str | Path | None = None
                         "real data)", task, data_dir)
             ensure_demo(data_dir)
     return path
-
-
-@contextmanager
-def _one_at_a_time(data_dir: Path) -> Iterator[None]:
-    """Parallel jobs of a sweep share the data directory: one prepares it, the others wait."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / LOCK_FILE, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        yield
