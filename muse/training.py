@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, OnExcept
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.trainer.states import TrainerStatus
 
-from muse import distributed, tracking
+from muse import distributed, locks, tracking
 from muse.data.datamodule import MuseDataModule
 from muse.data.demo import is_demo_store
 from muse.data.layout import TASKS
@@ -217,7 +218,40 @@ def train(cfg: DictConfig) -> dict:
     resume = resume_point(cfg)
     if not distributed.is_global_zero():
         return _train_other_rank(cfg, store, groups, resume)
-    logger = tracking.make_logger(cfg, resume.run_id)
+    check_data(cfg, store, groups)  # a configuration error ends here, before a run is recorded
+    with ExitStack() as held:
+        if resume.run_id is not None:  # before attaching to it: is it still training?
+            held.enter_context(locks.training(checkpoint_dir(cfg, resume.run_id), resume.run_id))
+        logger = tracking.make_logger(cfg, resume.run_id)
+        if resume.run_id is None:
+            held.enter_context(locks.training(checkpoint_dir(cfg, logger.run_id), logger.run_id))
+        return _train_run(cfg, store, groups, resume, logger)
+
+
+def check_data(cfg: DictConfig, store: Path, groups: list[list[str]]) -> None:
+    """What each model of the run reads exists in the store: feature sets, targets, audio.
+
+    Reads only the store's index, so a bad `features=`, `data.*` or target choice fails in
+    seconds, with a MuseError, before an MLflow run is made for it.
+    """
+    for group in groups:
+        try:
+            datamodule = build_datamodule(cfg, store, group)
+        except ValueError as error:  # the datamodule's argument checks
+            raise MuseError(f"data settings: {error}") from error
+        # Each raises a StoreError naming the store and what it lacks.
+        found = {"targets": datamodule.targets, "features": datamodule.feature_dims}
+        if datamodule.audio and datamodule.store.audio_rate <= 0:
+            raise MuseError(f"{store}: model={cfg.model.name} reads the raw audio, which the "
+                            "store was prepared without; run `muse prepare` again without "
+                            "--no-audio")
+        datamodule.store.close()
+        log.debug("%s holds what the model of %s reads: %s", store, ", ".join(group), found)
+
+
+def _train_run(cfg: DictConfig, store: Path, groups: list[list[str]], resume: Resume,
+               logger: MLFlowLogger) -> dict:
+    """The run's fits, evaluation and records; the run ends FINISHED, FAILED or KILLED."""
     run_id, client, out = logger.run_id, logger.experiment, output_dir(cfg)
     if resume.run_id is None:
         tracking.log_config(logger, cfg, out)
