@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,10 @@ from muse.scoring import score_frames
 log = logging.getLogger(__name__)
 
 PARTITIONS = ("devel", "test")
+# What loading a truncated, corrupt or foreign file as a Lightning checkpoint raises (torch's
+# zip reader, its weights-only unpickler, a missing key or constructor argument).
+UNREADABLE = (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
+              OSError, AttributeError)
 UNLABELLED = "unlabelled_rows"  # a partition's rows left unscored for a masked label
 
 
@@ -196,13 +201,21 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: str | None) -> tuple[Evaluat
         from muse.classical.harness import evaluate_saved
 
         return evaluate_saved(checkpoint, data_dir)
-    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    task, scored = module.hparams.task, list(module.hparams.scored)
-    overrides = {}
-    if data_dir:
-        overrides["store_path"] = store_path(Path(data_dir), task)
-    datamodule = MuseDataModule.load_from_checkpoint(checkpoint, **overrides)
+    try:
+        module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
+        task, scored = module.hparams.task, list(module.hparams.scored)
+        overrides = {}
+        if data_dir:
+            overrides["store_path"] = store_path(Path(data_dir), task)
+        datamodule = MuseDataModule.load_from_checkpoint(checkpoint, **overrides)
+    except UNREADABLE as error:
+        raise MuseError(f"{checkpoint}: not a readable muse checkpoint, corrupt or of another "
+                        f"program ({type(error).__name__}: {_first_line(error)})") from error
     return evaluate_module(module, datamodule, task, scored), scored
+
+
+def _first_line(error: BaseException) -> str:
+    return next(iter(str(error).splitlines()), "")
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -223,3 +223,17 @@ def test_evaluate_a_checkpoint_file_finds_its_run(wild_run, tmp_path: Path) -> N
     evaluated = evaluate(eval_cfg)
     assert evaluated["run_id"] == result["run_id"]
     assert evaluated["scores"]["devel"] == result["devel"]
+
+
+def test_a_corrupt_checkpoint_is_a_named_error(wild_run, tmp_path: Path) -> None:
+    cfg, result = wild_run
+    whole = Path(result["best_checkpoint"]).read_bytes()
+    for name, content in (("truncated.ckpt", whole[: len(whole) // 2]),
+                          ("notes.ckpt", b"not a checkpoint"), ("empty.ckpt", b"")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"ckpt={path}",
+                          f"paths.output_dir={tmp_path}/out", name="evaluate")
+        with pytest.raises(MuseError, match=rf"{name}: not a readable muse checkpoint"):
+            evaluate(eval_cfg)
+    assert not (tmp_path / "out").exists()
