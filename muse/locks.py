@@ -20,8 +20,6 @@ from pathlib import Path
 
 from muse.errors import MuseError
 
-TRAINING_LOCK = "training.lock"
-
 
 @contextmanager
 def exclusive(path: Path) -> Iterator[None]:
@@ -38,14 +36,13 @@ class RunInUse(MuseError):
 
 
 @contextmanager
-def training(folder: Path, run_id: str) -> Iterator[None]:
-    """Hold run `run_id`'s lock (`<folder>/training.lock`) while this process trains it.
+def training(path: Path, run_id: str) -> Iterator[None]:
+    """Hold run `run_id`'s lock file `path` while this process trains it.
 
     RunInUse if another live process holds it; the file then says which one (pid and host).
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / TRAINING_LOCK
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

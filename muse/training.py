@@ -131,6 +131,12 @@ def checkpoint_dir(cfg: DictConfig, run_id: str) -> Path:
     return Path(cfg.paths.log_dir) / "checkpoints" / run_id
 
 
+def run_lock(cfg: DictConfig, run_id: str) -> Path:
+    """The lock the process training a run holds: beside its checkpoint folder, not in it
+    (Lightning warns about a checkpoint folder that is not empty)."""
+    return Path(cfg.paths.log_dir) / "checkpoints" / f"{run_id}.lock"
+
+
 def resume_point(cfg: DictConfig) -> Resume:
     """What `ckpt_path` names: `last`, a run id or a checkpoint file (None: a new run)."""
     value = cfg.get("ckpt_path")
@@ -221,10 +227,10 @@ def train(cfg: DictConfig) -> dict:
     check_data(cfg, store, groups)  # a configuration error ends here, before a run is recorded
     with ExitStack() as held:
         if resume.run_id is not None:  # before attaching to it: is it still training?
-            held.enter_context(locks.training(checkpoint_dir(cfg, resume.run_id), resume.run_id))
+            held.enter_context(locks.training(run_lock(cfg, resume.run_id), resume.run_id))
         logger = tracking.make_logger(cfg, resume.run_id)
         if resume.run_id is None:
-            held.enter_context(locks.training(checkpoint_dir(cfg, logger.run_id), logger.run_id))
+            held.enter_context(locks.training(run_lock(cfg, logger.run_id), logger.run_id))
         return _train_run(cfg, store, groups, resume, logger)
 
 

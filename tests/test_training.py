@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from muse.errors import MuseError
 from muse.evaluation import evaluate
 from muse.module import MuseModule
-from muse.training import checkpoint_dir, train
+from muse.training import run_lock, train
 
 ROOT = Path(__file__).parents[1]
 CONF = str(ROOT / "conf")
@@ -160,7 +160,7 @@ def test_interrupted_run_resumes_from_last_into_the_same_run(
     # While a live process trains the run (its RUNNING status, its lock), it is not resumed.
     client.update_run(killed.info.run_id, status="RUNNING")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_RUN_LOCK, str(checkpoint_dir(cfg, killed.info.run_id)),
+        [sys.executable, "-c", HOLD_RUN_LOCK, str(run_lock(cfg, killed.info.run_id)),
          killed.info.run_id], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
