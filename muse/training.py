@@ -132,9 +132,9 @@ def checkpoint_dir(cfg: DictConfig, run_id: str) -> Path:
 
 
 def run_lock(cfg: DictConfig, run_id: str) -> Path:
-    """The lock the process training a run holds: beside its checkpoint folder, not in it
-    (Lightning warns about a checkpoint folder that is not empty)."""
-    return Path(cfg.paths.log_dir) / "checkpoints" / f"{run_id}.lock"
+    """The lock the process training a run holds (`logs/locks/<run id>.lock`): not in the
+    checkpoint folder, which Lightning wants empty."""
+    return Path(cfg.paths.log_dir) / "locks" / f"{run_id}.lock"
 
 
 def resume_point(cfg: DictConfig) -> Resume:
