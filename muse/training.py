@@ -7,6 +7,9 @@ run FAILED with its traceback; Ctrl-C marks it KILLED and leaves `last.ckpt` to 
 with `ckpt_path=last` (or the run id), which continues the same MLflow run. With
 `skip_finished` (every sweep), a configuration with a FINISHED run is not trained again (its
 stored result is returned) and an interrupted one continues from its last checkpoint.
+A configuration error found before training (feature sets, targets or audio the store lacks)
+ends the call before a run is made, and the process training a run holds its lock
+(`muse.locks`), so resuming never attaches a second process to a run that is still training.
 """
 
 from __future__ import annotations
