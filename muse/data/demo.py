@@ -42,9 +42,12 @@ def ensure_demo(data_dir: Path, seed: int = 0) -> dict[str, Path]:
     data_dir = Path(data_dir)
     foreign = foreign_contents(data_dir)
     if foreign:
+        older = ((data_dir / DEMO_PACKAGE).is_dir() and not (data_dir / DEMO_MARKER).exists())
+        hint = (f" (a demo made by an older muse has no marker {DEMO_MARKER}: remove the "
+                "folder to make it again)" if older else "")
         raise MuseError(f"{data_dir} is neither empty nor the synthetic demo's (it holds "
                         f"{', '.join(foreign)}): the demo is not put there, to leave that data "
-                        "as it is; choose an empty folder for it")
+                        f"as it is; choose an empty folder for it{hint}")
     data_dir.mkdir(parents=True, exist_ok=True)
     stores = _marked_stores(data_dir) or {}
     _write_marker(data_dir, stores)
