@@ -34,7 +34,7 @@ PARTITIONS = ("devel", "test")
 # zip reader, its weights-only unpickler, a missing key or constructor argument).
 UNREADABLE = (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
               OSError, AttributeError)
-UNLABELLED = "unlabelled_rows"  # a partition's rows left unscored for a masked label
+UNLABELLED = "unlabelled_rows"  # rows left unscored for a masked label (only when there are)
 
 
 @dataclass
@@ -106,8 +106,8 @@ def _unlabelled(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFrame,
            labels: pd.DataFrame) -> dict | None:
-    """The official scores of the labelled rows, with `unlabelled_rows` (rows left out for a
-    masked label); None for a partition without labels, or for a model without every scored
+    """The official scores of the labelled rows, with `unlabelled_rows` when rows were left out
+    for a masked label; None for a partition without labels, or for a model without every scored
     target (one target of a per-target run: `combine` scores the run once all are in)."""
     missing = [t for t in scored if f"prediction_{t}" not in predictions]
     if missing:
@@ -130,7 +130,8 @@ def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFra
         # The scorer needs every key on both sides: the unlabelled rows leave both.
         predictions = predictions.merge(labelled[keys], on=keys, how="inner")
     scores = score_frames(task, labelled, predictions, labels_name=f"{partition} labels")
-    scores[UNLABELLED] = int(unlabelled.sum())
+    if unlabelled.any():  # otherwise the scores are exactly what `muse score` prints
+        scores[UNLABELLED] = int(unlabelled.sum())
     return scores
 
 
