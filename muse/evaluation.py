@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,6 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from muse import tracking
@@ -30,6 +30,11 @@ from muse.scoring import score_frames
 log = logging.getLogger(__name__)
 
 PARTITIONS = ("devel", "test")
+# What loading a truncated, corrupt or foreign file as a Lightning checkpoint raises (torch's
+# zip reader, its weights-only unpickler, a missing key or constructor argument).
+UNREADABLE = (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
+              OSError, AttributeError)
+UNLABELLED = "unlabelled_rows"  # rows left unscored for a masked label (only when there are)
 
 
 @dataclass
@@ -51,7 +56,8 @@ class Evaluation:
         return paths
 
     def flat_scores(self, prefix: str) -> dict[str, float]:
-        """{"<prefix>/<partition>/<target>/<metric>": value, "<prefix>/<partition>/score"}."""
+        """{"<prefix>/<partition>/<target>/<metric>": value, "<prefix>/<partition>/score",
+        "<prefix>/<partition>/unlabelled_rows"}."""
         flat = {}
         for partition, scores in self.scores.items():
             if scores is None:
@@ -59,7 +65,7 @@ class Evaluation:
             for key, value in scores.items():
                 if isinstance(value, dict):
                     flat.update({f"{prefix}/{partition}/{key}/{m}": v for m, v in value.items()})
-                elif key.endswith("score"):
+                elif key.endswith("score") or key == UNLABELLED:
                     flat[f"{prefix}/{partition}/{key}"] = value
         return flat
 
@@ -89,19 +95,20 @@ def predict(module: pl.LightningModule, datamodule: MuseDataModule, partition: s
     return frame, gold.rename(columns=lambda c: c.replace("prediction_", "label_", 1))
 
 
-def _has_labels(frame: pd.DataFrame, columns: list[str]) -> bool:
-    """False for masked labels: NaN (continuous) or -1 (topic classes)."""
+def _unlabelled(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per row: True where a scored label is masked, NaN (continuous) or -1 (topic classes)."""
     values = frame[columns].to_numpy(dtype=np.float64)
     missing = np.isnan(values)
     if "segment_id" in frame.columns:
         missing |= values < 0
-    return bool(len(values)) and not missing.any()
+    return missing.any(axis=1)
 
 
 def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFrame,
            labels: pd.DataFrame) -> dict | None:
-    """The official scores; None for masked labels or a model without every scored target
-    (one target of a per-target run: `combine` scores the run once all its targets are in)."""
+    """The official scores of the labelled rows, with `unlabelled_rows` when rows were left out
+    for a masked label; None for a partition without labels, or for a model without every scored
+    target (one target of a per-target run: `combine` scores the run once all are in)."""
     missing = [t for t in scored if f"prediction_{t}" not in predictions]
     if missing:
         # debug: every target model of a per-target run meets this; `combine` scores the run
@@ -109,18 +116,28 @@ def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFra
                   partition, ", ".join(missing))
         return None
     columns = [f"label_{t}" for t in scored]
-    if not _has_labels(labels, columns):
+    unlabelled = _unlabelled(labels, columns)
+    if unlabelled.all():
         log.info("%s labels are masked: %s predictions written, not scored", partition,
                  partition)
         return None
     keys = [c for c in labels.columns if not c.startswith("label_")]
-    return score_frames(task, labels[keys + columns], predictions,
-                        labels_name=f"{partition} labels")
+    labelled = labels.loc[~unlabelled, keys + columns]
+    if unlabelled.any():
+        log.warning("%s: %d of %d rows have a masked %s label (NaN or -1); scored the %d "
+                    "labelled rows", partition, unlabelled.sum(), len(labels),
+                    " or ".join(scored), len(labelled))
+        # The scorer needs every key on both sides: the unlabelled rows leave both.
+        predictions = predictions.merge(labelled[keys], on=keys, how="inner")
+    scores = score_frames(task, labelled, predictions, labels_name=f"{partition} labels")
+    if unlabelled.any():  # otherwise the scores are exactly what `muse score` prints
+        scores[UNLABELLED] = int(unlabelled.sum())
+    return scores
 
 
 def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task: str,
                     scored: list[str], partitions: tuple[str, ...] = PARTITIONS) -> Evaluation:
-    """Predict and officially score each partition; a partition with masked labels is unscored."""
+    """Predict and officially score each partition; a partition without labels is unscored."""
     module.eval()
     result = Evaluation(task)
     for partition in partitions:
@@ -155,7 +172,6 @@ def combine(evaluations: list[Evaluation], task: str, scored: list[str]) -> Eval
 def locate_checkpoints(cfg: DictConfig) -> tuple[list[Path], str | None]:
     """The checkpoints to evaluate (one per model of the run) and the MLflow run they belong
     to (None if unknown). `ckpt` may list several files, comma-separated."""
-    client = MlflowClient(cfg.logger.tracking_uri)
     if cfg.get("ckpt"):
         paths = [Path(part.strip()) for part in str(cfg.ckpt).split(",") if part.strip()]
         for path in paths:
@@ -164,6 +180,7 @@ def locate_checkpoints(cfg: DictConfig) -> tuple[list[Path], str | None]:
         return paths, tracking.checkpoint_run_id(paths[0])
     if not cfg.get("run_id"):
         raise MuseError("give run_id=<mlflow run id> or ckpt=<checkpoint file>")
+    client = tracking.open_store(cfg.logger.tracking_uri)
     try:
         tags = client.get_run(cfg.run_id).data.tags
     except MlflowException:
@@ -180,17 +197,26 @@ def evaluate_checkpoint(checkpoint: Path, data_dir: str | None) -> tuple[Evaluat
     evaluation and the task's scored targets."""
     from muse.module import MuseModule
 
-    if checkpoint.suffix == ".joblib":  # a classical baseline's saved model, not Lightning's
+    # A classical baseline's saved model, not Lightning's (.joblib: an old pickle, refused).
+    if checkpoint.suffix in (".skops", ".joblib"):
         from muse.classical.harness import evaluate_saved
 
         return evaluate_saved(checkpoint, data_dir)
-    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    task, scored = module.hparams.task, list(module.hparams.scored)
-    overrides = {}
-    if data_dir:
-        overrides["store_path"] = store_path(Path(data_dir), task)
-    datamodule = MuseDataModule.load_from_checkpoint(checkpoint, **overrides)
+    try:
+        module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
+        task, scored = module.hparams.task, list(module.hparams.scored)
+        overrides = {}
+        if data_dir:
+            overrides["store_path"] = store_path(Path(data_dir), task)
+        datamodule = MuseDataModule.load_from_checkpoint(checkpoint, **overrides)
+    except UNREADABLE as error:
+        raise MuseError(f"{checkpoint}: not a readable muse checkpoint, corrupt or of another "
+                        f"program ({type(error).__name__}: {_first_line(error)})") from error
     return evaluate_module(module, datamodule, task, scored), scored
+
+
+def _first_line(error: BaseException) -> str:
+    return next(iter(str(error).splitlines()), "")
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -204,7 +230,7 @@ def evaluate(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     paths = result.write(out)
     if run_id is not None:
-        client = MlflowClient(cfg.logger.tracking_uri)
+        client = tracking.open_store(cfg.logger.tracking_uri)
         for key, value in result.flat_scores("evaluate").items():
             client.log_metric(run_id, key, float(value))
         client.log_artifact(run_id, str(paths["test"]), "submission")

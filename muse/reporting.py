@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 from muse import plots, tracking
-from muse.evaluation import Evaluation
+from muse.evaluation import UNLABELLED, Evaluation
 
 CURVE_PREFIXES = ("train/", "devel/")
 
@@ -57,6 +57,9 @@ def metric_history(client: MlflowClient, run_id: str) -> dict[str, list[tuple[in
 def summary(result: dict) -> str:
     """The lines a run ends with: scores, where it is recorded, how to look at it."""
     lines = ["", f"MuSe run {result['run_id']} ({result['experiment']})"]
+    if result.get("synthetic_demo"):
+        lines.append("  data: the synthetic demo MuSe-CaR, not the challenge package (train on "
+                     "the real data with data.package=/path/to/muse2020)")
     for partition in ("devel", "test"):
         scores = result.get(partition)
         if scores is None:
@@ -66,7 +69,9 @@ def summary(result: dict) -> str:
         overall = [f"{k} {v}" for k, v in scores.items() if k.endswith("score")]
         targets = [f"{k} {v.get('ccc', v.get('score'))}" for k, v in scores.items()
                    if isinstance(v, dict)]
-        lines.append(f"  {partition}: " + ", ".join(overall + targets))
+        unlabelled = scores.get(UNLABELLED)
+        left_out = [f"{unlabelled} unlabelled rows not scored"] if unlabelled else []
+        lines.append(f"  {partition}: " + ", ".join(overall + targets + left_out))
     lines.append(f"  predictions (submission layout): {result['predictions']}")
     lines.append(f"  best checkpoint: {result['best_checkpoint']}")
     lines.append(f"  recorded in {result['tracking_uri']}")

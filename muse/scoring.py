@@ -5,7 +5,8 @@ Semantics follow the organisers' evaluation script, with its silent exits turned
 the key columns and every `prediction_<target>` column (extra columns are ignored, columns are
 found by name); labels and predictions are outer-joined on the key columns and every key must
 be on both sides; no prediction may be missing. Metrics run over all rows of the partition
-together, with the official rounding (see `muse.metrics.functional`).
+together, with the official rounding (see `muse.metrics.functional`): per continuous target
+the CCC, the Pearson correlation and the mean absolute error, as the official scorer prints them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from muse.data.layout import TASKS, Task
 from muse.errors import ScoringError
 from muse.metrics.functional import (
     classification_scores,
-    official_ccc,
+    continuous_scores,
     round_ccc,
     round_percent,
 )
@@ -135,7 +136,7 @@ def score_frames(
         truth = _values(joined, f"label_{target}", key, labels_name, not spec.continuous)
         guess = _values(joined, f"prediction_{target}", key, predictions_name, not spec.continuous)
         if spec.continuous:
-            result[target] = {"ccc": round_ccc(official_ccc(truth, guess))}
+            result[target] = continuous_scores(truth, guess)
         else:
             result[target] = classification_scores(truth, guess)
 

@@ -5,7 +5,8 @@ carries tags the UI can group by (task, model, features, seed; a trial of an Opt
 its study and trial), the git commit, the Hydra override list and a hash of its resolved
 configuration (which is how an unfinished run with the same configuration is found again, and
 how a sweep knows a configuration already finished). The resolved configuration is logged as
-params once.
+params once. A new SQLite tracking database is created (and an old one upgraded) by one
+process at a time (`open_store`), so that trainings started together cannot break it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 
+from muse.locks import exclusive
+
 log = logging.getLogger(__name__)
 
 CONFIG_HASH_TAG = "muse.config_hash"
@@ -32,9 +35,28 @@ PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a child run unde
 TARGET_TAG = "muse.target"
 STUDY_TAG = "study"  # a trial of an Optuna search (muse.search): its study and trial number
 TRIAL_TAG = "trial"
+DATA_TAG = "muse.data"  # the store a run trained on
+DEMO_TAG = "muse.synthetic_demo"  # "true" when that store is the built-in synthetic demo's
 # Settings that change where or how fast a run goes, not what it computes.
 _NOT_HASHED = ("ckpt_path", "skip_finished", "paths", "hydra", "logger", "debug")
 _NOT_HASHED_TRAINER = ("enable_progress_bar", "accelerator", "devices")
+
+
+SQLITE = "sqlite:///"
+
+
+def open_store(tracking_uri: str) -> MlflowClient:
+    """A client of the tracking store, whose tables exist and are up to date.
+
+    MLflow creates or migrates a SQLite database's tables when a process first opens it; two
+    processes doing so at once break the file for good (`table _alembic_tmp_experiments
+    already exists`). A lock beside the database file makes them take turns.
+    """
+    if not str(tracking_uri).startswith(SQLITE):
+        return MlflowClient(tracking_uri)
+    database = Path(str(tracking_uri)[len(SQLITE):])
+    with exclusive(database.with_name(f"{database.name}.lock")):
+        return MlflowClient(tracking_uri)  # opening the store creates or migrates its tables
 
 
 def resolved(cfg: DictConfig) -> dict:
@@ -109,6 +131,7 @@ def make_logger(cfg: DictConfig, run_id: str | None = None, parent_id: str | Non
     With `parent_id`, the run is the child run of one target of a per-target run: it holds
     that target model's epochs, and none of the tags sweeps and reports look runs up by.
     """
+    open_store(cfg.logger.tracking_uri)  # the store is ready before Lightning's logger opens it
     local = not str(cfg.logger.tracking_uri).startswith(("http://", "https://"))
     # MLflow's default for a SQLite store is ./mlruns of whatever folder the run started in.
     artifacts = str(Path(cfg.logger.artifact_location).resolve()) if local else None
@@ -131,13 +154,13 @@ def make_logger(cfg: DictConfig, run_id: str | None = None, parent_id: str | Non
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
     """Create the experiment unless it exists: the parallel jobs of a sweep race to it."""
-    client = MlflowClient(tracking_uri)
-    if client.get_experiment_by_name(name) is not None:
+    store = open_store(tracking_uri)
+    if store.get_experiment_by_name(name) is not None:
         return
     try:
-        client.create_experiment(name, artifact_location=artifact_location)
+        store.create_experiment(name, artifact_location=artifact_location)
     except MlflowException:
-        if client.get_experiment_by_name(name) is None:  # not another job's creation
+        if store.get_experiment_by_name(name) is None:  # not another job's creation
             raise
 
 
@@ -175,6 +198,12 @@ def split_checkpoints(value: str) -> list[str]:
     return [str(path) for path in json.loads(value)] if value.startswith("[") else [value]
 
 
+def tag_data(client: MlflowClient, run_id: str, store: Path, demo: bool) -> None:
+    """Which store the run trained on, and whether it is the synthetic demo's."""
+    client.set_tag(run_id, DATA_TAG, str(Path(store).resolve()))
+    client.set_tag(run_id, DEMO_TAG, str(demo).lower())
+
+
 def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:
     """The resolved config as params (once per run) and as a YAML artifact."""
     logger.log_hyperparams(flatten(resolved(cfg)))
@@ -185,11 +214,11 @@ def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:
 
 def _newest_runs(tracking_uri: str, experiment_name: str, filter_string: str) -> list[Run]:
     """The experiment's runs that match the filter, newest first ([] without the experiment)."""
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(experiment_name)
+    store = open_store(tracking_uri)
+    experiment = store.get_experiment_by_name(experiment_name)
     if experiment is None:
         return []
-    return client.search_runs([experiment.experiment_id], filter_string=filter_string,
+    return store.search_runs([experiment.experiment_id], filter_string=filter_string,
                               order_by=["attributes.start_time DESC"])
 
 

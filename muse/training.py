@@ -7,12 +7,16 @@ run FAILED with its traceback; Ctrl-C marks it KILLED and leaves `last.ckpt` to 
 with `ckpt_path=last` (or the run id), which continues the same MLflow run. With
 `skip_finished` (every sweep), a configuration with a FINISHED run is not trained again (its
 stored result is returned) and an interrupted one continues from its last checkpoint.
+A configuration error found before training (feature sets, targets or audio the store lacks)
+ends the call before a run is made, and the process training a run holds its lock
+(`muse.locks`), so resuming never attaches a second process to a run that is still training.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +28,9 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, OnExcept
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.trainer.states import TrainerStatus
 
-from muse import distributed, tracking
+from muse import distributed, locks, tracking
 from muse.data.datamodule import MuseDataModule
+from muse.data.demo import is_demo_store
 from muse.data.layout import TASKS
 from muse.data.sources import store_for
 from muse.errors import MuseError
@@ -129,6 +134,12 @@ def checkpoint_dir(cfg: DictConfig, run_id: str) -> Path:
     return Path(cfg.paths.log_dir) / "checkpoints" / run_id
 
 
+def run_lock(cfg: DictConfig, run_id: str) -> Path:
+    """The lock the process training a run holds (`logs/locks/<run id>.lock`): not in the
+    checkpoint folder, which Lightning wants empty."""
+    return Path(cfg.paths.log_dir) / "locks" / f"{run_id}.lock"
+
+
 def resume_point(cfg: DictConfig) -> Resume:
     """What `ckpt_path` names: `last`, a run id or a checkpoint file (None: a new run)."""
     value = cfg.get("ckpt_path")
@@ -216,7 +227,40 @@ def train(cfg: DictConfig) -> dict:
     resume = resume_point(cfg)
     if not distributed.is_global_zero():
         return _train_other_rank(cfg, store, groups, resume)
-    logger = tracking.make_logger(cfg, resume.run_id)
+    check_data(cfg, store, groups)  # a configuration error ends here, before a run is recorded
+    with ExitStack() as held:
+        if resume.run_id is not None:  # before attaching to it: is it still training?
+            held.enter_context(locks.training(run_lock(cfg, resume.run_id), resume.run_id))
+        logger = tracking.make_logger(cfg, resume.run_id)
+        if resume.run_id is None:
+            held.enter_context(locks.training(run_lock(cfg, logger.run_id), logger.run_id))
+        return _train_run(cfg, store, groups, resume, logger)
+
+
+def check_data(cfg: DictConfig, store: Path, groups: list[list[str]]) -> None:
+    """What each model of the run reads exists in the store: feature sets, targets, audio.
+
+    Reads only the store's index, so a bad `features=`, `data.*` or target choice fails in
+    seconds, with a MuseError, before an MLflow run is made for it.
+    """
+    for group in groups:
+        try:
+            datamodule = build_datamodule(cfg, store, group)
+        except ValueError as error:  # the datamodule's argument checks
+            raise MuseError(f"data settings: {error}") from error
+        # Each raises a StoreError naming the store and what it lacks.
+        found = {"targets": datamodule.targets, "features": datamodule.feature_dims}
+        if datamodule.audio and datamodule.store.audio_rate <= 0:
+            raise MuseError(f"{store}: model={cfg.model.name} reads the raw audio, which the "
+                            "store was prepared without; run `muse prepare` again without "
+                            "--no-audio")
+        datamodule.store.close()
+        log.debug("%s holds what the model of %s reads: %s", store, ", ".join(group), found)
+
+
+def _train_run(cfg: DictConfig, store: Path, groups: list[list[str]], resume: Resume,
+               logger: MLFlowLogger) -> dict:
+    """The run's fits, evaluation and records; the run ends FINISHED, FAILED or KILLED."""
     run_id, client, out = logger.run_id, logger.experiment, output_dir(cfg)
     if resume.run_id is None:
         tracking.log_config(logger, cfg, out)
@@ -224,6 +268,8 @@ def train(cfg: DictConfig) -> dict:
         log.info("resuming MLflow run %s from %s", run_id, resume.checkpoint)
     ckpt_dir = checkpoint_dir(cfg, run_id)
     client.set_tag(run_id, tracking.CHECKPOINT_DIR_TAG, str(ckpt_dir.resolve()))
+    demo = is_demo_store(store)
+    tracking.tag_data(client, run_id, store, demo)
     fits: list[Fit] = []
 
     def stopped_runs() -> set[str]:
@@ -265,7 +311,7 @@ def train(cfg: DictConfig) -> dict:
     result = {"run_id": run_id, "tracking_uri": cfg.logger.tracking_uri,
               "experiment": cfg.task.experiment_name, "best_checkpoint": best_path,
               "devel": evaluation.scores.get("devel"), "test": evaluation.scores.get("test"),
-              "predictions": str(out / "predictions")}
+              "predictions": str(out / "predictions"), "synthetic_demo": demo}
     print(summary(result))
     return result
 

@@ -63,7 +63,7 @@ def test_wild_perfect_predictions_follow_the_official_mix(tmp_path):
     n = len(labels)
     # Identical series score (N-1)/N under the official variance/covariance mix.
     assert result["n_rows"] == n
-    assert result["arousal"] == {"ccc": round_ccc((n - 1) / n)}
+    assert result["arousal"] == {"ccc": round_ccc((n - 1) / n), "pearson": 1.0, "mae": 0.0}
     assert result["score"] == round_ccc((n - 1) / n)
     json.dumps(result)
 
@@ -112,6 +112,27 @@ def test_constant_and_shuffled_predictions(tmp_path):
     assert score_frames("wild", labels, shuffled)["score"] < perfect - 0.5
 
 
+def test_pearson_and_mae_beside_each_ccc_over_the_concatenated_rows(tmp_path, capsys):
+    # Two videos of two rows: labels 0, 1 | 2, 3 and predictions 0, 2 | 2, 5, concatenated.
+    labels = pd.DataFrame({"id": [1, 1, 2, 2], "timestamp": [0, 250, 0, 250],
+                           "label_arousal": [0.0, 1.0, 2.0, 3.0],
+                           "label_valence": [1.0, 0.0, 1.0, 0.0]})
+    predictions = pd.DataFrame({"id": [2, 2, 1, 1], "timestamp": [250, 0, 250, 0],
+                                "prediction_arousal": [5.0, 2.0, 2.0, 0.0],
+                                "prediction_valence": [0.5, 0.5, 0.5, 0.5]})
+    # By hand: centred labels -1.5 -0.5 0.5 1.5, centred predictions -2.25 -0.25 -0.25 2.75,
+    # r = 7.5 / sqrt(5 * 12.75) = 0.93934; MAE = (0 + 1 + 0 + 2) / 4.
+    code = main(["score", "--task", "wild", "--labels", str(_write(tmp_path, labels,
+                                                                    predictions)[0]),
+                 "--predictions", str(tmp_path / "predictions.csv")])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["arousal"]["pearson"] == 0.9393
+    assert printed["arousal"]["mae"] == 0.75
+    # A constant prediction has no correlation (0, as its CCC), and is 0.5 off everywhere.
+    assert printed["valence"] == {"ccc": 0.0, "pearson": 0.0, "mae": 0.5}
+
+
 def test_trust_score_is_the_trustworthiness_ccc():
     labels = _wild_labels().rename(columns={"label_arousal": "label_trustworthiness"})
     labels = labels.drop(columns="label_valence")
@@ -119,9 +140,11 @@ def test_trust_score_is_the_trustworthiness_ccc():
     predictions["prediction_trustworthiness"] *= 0.8
     result = score_frames("trust", labels, predictions)
     expected = round_ccc(official_ccc(labels["label_trustworthiness"], predictions.iloc[:, 2]))
+    # A scaled copy correlates perfectly; it is off by a fifth of each label.
+    mae = round(float((0.2 * labels["label_trustworthiness"].abs()).mean()), 4)
     assert result == {
         "task": "trust", "n_rows": len(labels),
-        "trustworthiness": {"ccc": expected}, "score": expected,
+        "trustworthiness": {"ccc": expected, "pearson": 1.0, "mae": mae}, "score": expected,
     }
 
 

@@ -6,6 +6,7 @@ the HDF5 file with h5py and plain scikit-learn, independently of muse.classical.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -13,6 +14,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from cli_scoring import score_with_cli
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
@@ -250,6 +252,39 @@ def test_evaluate_refuses_a_file_that_is_no_saved_svm(svm_run, tmp_path) -> None
     root = Path(svm_run[0].paths.root_dir)  # its MLflow database exists: no new one to create
     with pytest.raises(MuseError, match="not a saved muse SVM"):
         evaluate(config(root, f"ckpt={path}", f"paths.output_dir={tmp_path}", name="evaluate"))
+
+
+class _OpensAFile:
+    """Pickled, a payload whose unpickling creates a file: what a malicious model file does."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+def test_evaluate_never_runs_code_from_a_pickled_model(svm_run, tmp_path) -> None:
+    created = tmp_path / "pwned"
+    path = tmp_path / "model.joblib"
+    joblib.dump(_OpensAFile(created), path)
+    root = Path(svm_run[0].paths.root_dir)
+    with pytest.raises(MuseError, match=r"model\.joblib: not a saved muse SVM.*never loads.*"
+                                        r"train the SVM again"):
+        evaluate(config(root, f"ckpt={path}", f"paths.output_dir={tmp_path}/out",
+                        name="evaluate"))
+    assert not created.exists()
+
+
+def test_a_skops_file_with_other_types_is_refused_unloaded(svm_run, tmp_path) -> None:
+    path = tmp_path / "svm.skops"
+    skops.io.dump({"format": "muse-svm", "version": 1, "run": os.system}, path)
+    with pytest.raises(MuseError, match=r"holds types a muse SVM never has \(posix\.system\)"):
+        FittedSVM.load(path)
+    truncated = tmp_path / "truncated.skops"
+    truncated.write_bytes(Path(svm_run[1]["best_checkpoint"]).read_bytes()[:300])
+    with pytest.raises(MuseError, match="truncated.skops: not a saved muse SVM"):
+        FittedSVM.load(truncated)
 
 
 def test_the_svm_is_for_muse_topic_only(tmp_path) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,11 +16,21 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from muse.errors import MuseError
 from muse.evaluation import evaluate
 from muse.module import MuseModule
-from muse.training import train
+from muse.training import run_lock, train
 
-CONF = str(Path(__file__).parents[1] / "conf")
+ROOT = Path(__file__).parents[1]
+CONF = str(ROOT / "conf")
+# A process that trains a run, as far as its lock goes: holds it until its stdin closes.
+HOLD_RUN_LOCK = """import sys
+from pathlib import Path
+from muse.locks import training
+with training(Path(sys.argv[1]), sys.argv[2]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
 # Small, fast and still learning: a few short epochs with a larger step than the paper's.
 QUICK = ["data.batch_size=8", "model.optimizer.lr=3e-3",
          "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
@@ -75,6 +89,24 @@ def test_a_run_is_recorded_in_mlflow(wild_run) -> None:
     assert plots == {"plots/devel_curves.png", "plots/learning_curves.png"}
 
 
+def test_a_run_says_when_it_trained_on_the_synthetic_demo(
+        wild_run, demo_package: Path, tmp_path: Path, capsys) -> None:
+    cfg, result = wild_run  # the session's stores, prepared from a package: not the demo
+    client = MlflowClient(cfg.logger.tracking_uri)
+    tags = client.get_run(result["run_id"]).data.tags
+    assert tags["muse.synthetic_demo"] == "false" and not result["synthetic_demo"]
+    assert tags["muse.data"].endswith("wild.h5")
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_package, data / "synthetic_package")  # as `muse demo` generates it
+    capsys.readouterr()
+    demo = train(config(tmp_path, data, *QUICK, "trainer.max_epochs=1"))
+    assert "synthetic demo" in capsys.readouterr().out
+    demo_tags = MlflowClient(f"sqlite:///{tmp_path}/logs/mlflow.db").get_run(
+        demo["run_id"]).data.tags
+    assert demo_tags["muse.synthetic_demo"] == "true" and demo["synthetic_demo"]
+
+
 def test_best_devel_score_matches_the_logged_checkpoint_metric(wild_run) -> None:
     cfg, result = wild_run
     client = MlflowClient(cfg.logger.tracking_uri)
@@ -125,6 +157,22 @@ def test_interrupted_run_resumes_from_last_into_the_same_run(
     (killed,) = runs
     assert killed.info.status == "KILLED"
 
+    # While a live process trains the run (its RUNNING status, its lock), it is not resumed.
+    client.update_run(killed.info.run_id, status="RUNNING")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_RUN_LOCK, str(run_lock(cfg, killed.info.run_id)),
+         killed.info.run_id], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(MuseError, match=rf"run {killed.info.run_id} is still training in "
+                                            rf"another process \(pid {holder.pid} on "):
+            train(config(tmp_path, demo_stores["wild"].parent, *overrides, "ckpt_path=last"))
+    finally:
+        holder.kill()  # kill -9: its lock goes with it, the run stays RUNNING in MLflow
+        holder.wait()
+    assert client.get_run(killed.info.run_id).info.status == "RUNNING"
+
     result = train(config(tmp_path, demo_stores["wild"].parent, *overrides, "ckpt_path=last"))
     assert result["run_id"] == killed.info.run_id
     run = client.get_run(result["run_id"])
@@ -151,10 +199,18 @@ def test_a_crash_is_marked_failed_with_its_traceback(
     assert "boom in epoch end" in text.read_text()
 
 
+def test_a_configuration_error_leaves_no_failed_run(
+        demo_stores: dict[str, Path], tmp_path: Path) -> None:
+    cfg = config(tmp_path, demo_stores["wild"].parent, *QUICK, "features=gaze")  # not stored
+    with pytest.raises(MuseError, match=r"wild\.h5: no feature gaze in `label_aligned`"):
+        train(cfg)
+    client = MlflowClient(cfg.logger.tracking_uri)
+    experiment = client.get_experiment_by_name("MuSe-Wild")
+    assert experiment is None or not client.search_runs([experiment.experiment_id])
+
+
 def test_resume_without_an_unfinished_run_is_a_clear_error(
         demo_stores: dict[str, Path], tmp_path: Path) -> None:
-    from muse.errors import MuseError
-
     cfg = config(tmp_path, demo_stores["wild"].parent, *QUICK, "ckpt_path=last")  # fresh logs
     with pytest.raises(MuseError, match="no unfinished MuSe-Wild run"):
         train(cfg)
@@ -167,3 +223,17 @@ def test_evaluate_a_checkpoint_file_finds_its_run(wild_run, tmp_path: Path) -> N
     evaluated = evaluate(eval_cfg)
     assert evaluated["run_id"] == result["run_id"]
     assert evaluated["scores"]["devel"] == result["devel"]
+
+
+def test_a_corrupt_checkpoint_is_a_named_error(wild_run, tmp_path: Path) -> None:
+    cfg, result = wild_run
+    whole = Path(result["best_checkpoint"]).read_bytes()
+    for name, content in (("truncated.ckpt", whole[: len(whole) // 2]),
+                          ("notes.ckpt", b"not a checkpoint"), ("empty.ckpt", b"")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"ckpt={path}",
+                          f"paths.output_dir={tmp_path}/out", name="evaluate")
+        with pytest.raises(MuseError, match=rf"{name}: not a readable muse checkpoint"):
+            evaluate(eval_cfg)
+    assert not (tmp_path / "out").exists()

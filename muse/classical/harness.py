@@ -2,7 +2,7 @@
 
 `train_classical(cfg)` is what `muse.training.train` hands a `model.kind: sklearn` config to:
 it reads the store's segment means, runs the SVM's C sweep per target, saves the fitted models
-as `<log_dir>/checkpoints/<run id>/svm.joblib` (the run's best checkpoint, so `evaluate.py
+as `<log_dir>/checkpoints/<run id>/svm.skops` (the run's best checkpoint, so `evaluate.py
 run_id=...` finds it) and leaves the same MLflow run as a neural training: the resolved config
 as params, the run tags, the official devel/test scores as `best/...` metrics, the prediction
 CSVs, scores.json and the confusion matrices, plus the sweep (`sweep/<target>/devel_uar` and
@@ -26,6 +26,7 @@ from muse.classical.segments import Segments, load_segments
 from muse.classical.svm import FittedSVM, SVMSettings, fit_target
 from muse.data.datamodule import MuseDataModule
 from muse.data.datasets import predictions_frame
+from muse.data.demo import is_demo_store
 from muse.data.prepare import store_path
 from muse.data.sources import store_for
 from muse.errors import MuseError
@@ -35,7 +36,7 @@ from muse.training import build_datamodule, checkpoint_dir, output_dir, run_targ
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "svm.joblib"
+MODEL_FILE = "svm.skops"
 
 
 def settings(cfg: DictConfig) -> SVMSettings:
@@ -106,6 +107,8 @@ def train_classical(cfg: DictConfig) -> dict:
     tracking.log_config(logger, cfg, out)
     path = checkpoint_dir(cfg, run_id) / MODEL_FILE
     client.set_tag(run_id, tracking.CHECKPOINT_DIR_TAG, str(path.parent.resolve()))
+    demo = is_demo_store(store)
+    tracking.tag_data(client, run_id, store, demo)
     try:
         fitted = fit(cfg, datamodule, segments)
         _log_sweep(client, run_id, fitted)
@@ -124,7 +127,7 @@ def train_classical(cfg: DictConfig) -> dict:
     result = {"run_id": run_id, "tracking_uri": cfg.logger.tracking_uri,
               "experiment": cfg.task.experiment_name, "best_checkpoint": str(path.resolve()),
               "devel": evaluated.scores.get("devel"), "test": evaluated.scores.get("test"),
-              "predictions": str(out / "predictions"),
+              "predictions": str(out / "predictions"), "synthetic_demo": demo,
               "C": {target: chosen.C for target, chosen in fitted.fits.items()}}
     print(summary(result))
     return result

@@ -9,17 +9,23 @@ devel predictions come from that train-only model, the test predictions from the
 refit on train + devel, as the paper reports its test results. Unlabelled segments (-1) are
 never fitted on.
 
-`FittedSVM` is what a run saves (`svm.joblib`): the fitted models with everything needed to
-rebuild their input from a store and predict again.
+`FittedSVM` is what a run saves (`svm.skops`): the fitted models with everything needed to
+rebuild their input from a store and predict again. The file is written with skops, whose
+loading builds only the scikit-learn and numpy types it trusts and never runs code from the
+file; a file holding any other type is refused unopened, and so is a pickle (`.joblib`, what
+older muse versions saved), whose loading could run anything.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
+import skops.io
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -111,16 +117,68 @@ class FittedSVM:
                 .predict(features) for target, fit in self.fits.items()}
 
     def save(self, path: Path) -> Path:
+        """The models and their description in one skops file, written whole or not at all."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, path)
+        description = {name: getattr(self, name) for name in _DESCRIBED}
+        description["settings"] = asdict(self.settings)
+        description["fits"] = {target: {"Cs": fit.Cs, "devel_uar": fit.devel_uar, "C": fit.C}
+                               for target, fit in self.fits.items()}
+        state = {"format": FILE_FORMAT, "version": FILE_VERSION,
+                 "description": json.dumps(description),
+                 "models": {target: {"devel": fit.devel_model, "test": fit.test_model}
+                            for target, fit in self.fits.items()}}
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            skops.io.dump(state, partial)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path
 
     @staticmethod
     def load(path: Path) -> FittedSVM:
+        """A saved SVM; MuseError for any other file, which is never executed or unpickled."""
+        state = _read_state(Path(path))
         try:
-            fitted = joblib.load(path)
-        except (OSError, EOFError, ValueError) as error:
-            raise MuseError(f"{path}: cannot read the saved SVM ({error})") from error
-        if not isinstance(fitted, FittedSVM):
-            raise MuseError(f"{path}: not a saved muse SVM (holds a {type(fitted).__name__})")
-        return fitted
+            description = json.loads(state["description"])
+            settings = description.pop("settings")
+            settings["Cs"] = tuple(settings["Cs"])
+            models = state["models"]
+            fits = {target: TargetFit(target, tuple(fit["Cs"]), tuple(fit["devel_uar"]),
+                                      fit["C"], models[target]["devel"], models[target]["test"])
+                    for target, fit in description.pop("fits").items()}
+            return FittedSVM(**description, settings=SVMSettings(**settings), fits=fits)
+        except (KeyError, TypeError, ValueError) as error:
+            raise MuseError(f"{path}: not a saved muse SVM of format {FILE_VERSION} "
+                            f"({type(error).__name__}: {error})") from error
+
+
+FILE_FORMAT = "muse-svm"
+FILE_VERSION = 1
+_DESCRIBED = ("task", "store_path", "table", "features", "feature_dim", "targets", "scored")
+_PICKLE = ("muse saves SVMs with skops (svm.skops); a .joblib from an older muse is a pickle, "
+           "which muse never loads because loading one can run any code: train the SVM again "
+           "(python train.py task=topic model=svm ...)")
+
+
+def _read_state(path: Path) -> dict:
+    """The saved dictionary, after checking that the file holds only types skops trusts."""
+    if not path.is_file():
+        raise MuseError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise MuseError(f"{path}: not a saved muse SVM; {_PICKLE}")
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+        if untrusted:
+            raise MuseError(f"{path}: not a saved muse SVM: it holds types a muse SVM never "
+                            f"has ({', '.join(untrusted)}); refused, nothing was loaded")
+        state = skops.io.load(path)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise MuseError(f"{path}: cannot read the saved SVM ({type(error).__name__}: "
+                        f"{error})") from error
+    if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
+        raise MuseError(f"{path}: a skops file, but not a saved muse SVM")
+    if state.get("version") != FILE_VERSION:
+        raise MuseError(f"{path}: a muse SVM file of version {state.get('version')}; this muse "
+                        f"reads version {FILE_VERSION}: train the SVM again")
+    return state

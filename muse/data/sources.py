@@ -1,15 +1,18 @@
-"""Finding the HDF5 store a run trains on: a prepared store, a package to prepare, or the demo."""
+"""Finding the HDF5 store a run trains on: a prepared store, a package to prepare, or the demo.
+
+The demo is generated only where it harms nothing (`muse.data.demo`): a data directory that
+lacks the task's store but holds other data is an error that says how to prepare the store.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from muse.data.demo import ensure_demo
+from muse.data.demo import ensure_demo, foreign_contents
 from muse.data.prepare import prepare, store_path
+from muse.errors import MuseError
+from muse.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +28,22 @@ def store_for(task: str, data_dir: str | Path, package: str | Path | None = None
     path = store_path(data_dir, task)
     if package is None and path.exists():
         return path
-    with _one_at_a_time(data_dir):
+    # Parallel jobs of a sweep share the data directory: one prepares it, the others wait.
+    with exclusive(data_dir / LOCK_FILE):
         if package is not None:
             return prepare(Path(package), data_dir, tasks=[task])[task]
         if not path.exists():
+            foreign = foreign_contents(data_dir)
+            if foreign:
+                raise MuseError(
+                    f"no prepared {task} store in {data_dir} ({path.name} is missing). That "
+                    f"folder holds other data ({', '.join(foreign)}), so the synthetic demo is "
+                    f"not made there. Prepare the store from the challenge package: muse "
+                    f"prepare --package /path/to/muse2020 --out {data_dir} --tasks {task} "
+                    "(or train with data.package=/path/to/muse2020); for the demo, set "
+                    "data.dir to an empty folder")
             log.warning("No prepared %s store in %s: generating and preparing the synthetic "
                         "demo MuSe-CaR there first (set data.package=/path/to/muse2020 for the "
                         "real data)", task, data_dir)
             ensure_demo(data_dir)
     return path
-
-
-@contextmanager
-def _one_at_a_time(data_dir: Path) -> Iterator[None]:
-    """Parallel jobs of a sweep share the data directory: one prepares it, the others wait."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / LOCK_FILE, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        yield

@@ -1,6 +1,7 @@
 """The official MuSe 2020 metrics on whole arrays (numpy, float64).
 
 CCC scores MuSe-Wild and MuSe-Trust; micro-F1, UAR and their 0.66/0.34 blend score MuSe-Topic.
+Beside each CCC the official scorer reports the Pearson correlation and the mean absolute error.
 Each metric is computed over every row it is given: callers concatenate a whole partition first.
 
 Rounding follows the organisers' evaluation code: every CCC is rounded to 4 decimals before it
@@ -9,12 +10,14 @@ blended (the blend is rounded to 3 decimals again). `classification_scores` appl
 the unrounded functions exist for training-time monitoring and for the streaming metrics.
 
 Degenerate inputs (fewer than 2 rows, a constant side, an empty class set) score 0.0, never
-NaN, so a collapsed model reads as "no agreement" instead of poisoning a log or a ranking.
+NaN (also the Pearson correlation, which pandas, and so the official scorer, leaves NaN there),
+so a collapsed model reads as "no agreement" instead of poisoning a log or a ranking.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
 F1_WEIGHT = 0.66
@@ -31,10 +34,15 @@ def _paired(labels: ArrayLike, preds: ArrayLike, dtype: type) -> tuple[np.ndarra
     return x, y
 
 
-def _ccc(labels: ArrayLike, preds: ArrayLike, var_ddof: int) -> float:
+def _finite_pair(labels: ArrayLike, preds: ArrayLike, metric: str) -> tuple[np.ndarray, ...]:
     x, y = _paired(labels, preds, np.float64)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("CCC needs finite values; drop masked or missing rows first")
+        raise ValueError(f"{metric} needs finite values; drop masked or missing rows first")
+    return x, y
+
+
+def _ccc(labels: ArrayLike, preds: ArrayLike, var_ddof: int) -> float:
+    x, y = _finite_pair(labels, preds, "CCC")
     # An exactly constant side has no covariance; testing it directly avoids the round-off
     # residue of mean-centring (e.g. 1e-17) that would otherwise give a tiny nonzero CCC.
     if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -53,6 +61,21 @@ def official_ccc(labels: ArrayLike, preds: ArrayLike) -> float:
 def textbook_ccc(labels: ArrayLike, preds: ArrayLike) -> float:
     """Lin's CCC with population moments throughout (all divide by N)."""
     return _ccc(labels, preds, var_ddof=0)
+
+
+def pearson(labels: ArrayLike, preds: ArrayLike) -> float:
+    """Pearson's correlation as the official scorer takes it (pandas `Series.corr`)."""
+    x, y = _finite_pair(labels, preds, "Pearson correlation")
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 0.0
+    # pandas' own two-pass sum, not np.corrcoef: the 4th decimal must match the scorer's.
+    return float(pd.Series(x).corr(pd.Series(y)))
+
+
+def mean_absolute_error(labels: ArrayLike, preds: ArrayLike) -> float:
+    """Mean of |label - prediction| over every row (0.0 for no rows)."""
+    x, y = _finite_pair(labels, preds, "MAE")
+    return float(np.mean(np.abs(x - y))) if x.size else 0.0
 
 
 def _classes(labels: ArrayLike, preds: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -95,9 +118,21 @@ def round_ccc(value: float) -> float:
     return round(float(value), CCC_DECIMALS)
 
 
+def round_continuous(value: float) -> float:
+    """A Pearson correlation or MAE as the official scorer prints it: 4 decimals, as the CCC."""
+    return round(float(value), CCC_DECIMALS)
+
+
 def round_percent(value: float) -> float:
     """An F1, UAR or Topic score as the challenge reports it: 3 decimals."""
     return round(float(value), PERCENT_DECIMALS)
+
+
+def continuous_scores(labels: ArrayLike, preds: ArrayLike) -> dict[str, float]:
+    """Official CCC, Pearson correlation and MAE of one continuous target, each rounded."""
+    return {"ccc": round_ccc(official_ccc(labels, preds)),
+            "pearson": round_continuous(pearson(labels, preds)),
+            "mae": round_continuous(mean_absolute_error(labels, preds))}
 
 
 def classification_scores(labels: ArrayLike, preds: ArrayLike) -> dict[str, float]:

@@ -329,8 +329,8 @@ def run_search(conf: Path, overrides: list[str]) -> dict | None:
     search = Search.from_command_line(conf, overrides)
     search.folder.mkdir(parents=True, exist_ok=True)
     with logging_to(search.folder / "search.log"):
-        # Opened once here, so that parallel workers do not race to create its tables.
-        MlflowClient(search.tracking_uri).search_experiments(max_results=1)
+        # Opened once here, so that parallel workers find its tables made.
+        tracking.open_store(search.tracking_uri)
         study = open_study(search)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
