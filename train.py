@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from muse.distributed import is_global_zero
 from muse.shell import one_line_errors
-from muse.sweep import write_result
+from muse.sweep import devel_objective, write_result
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -22,12 +22,7 @@ def main(cfg: DictConfig) -> float | None:
     if not is_global_zero():  # another process of a DDP run, sharing rank 0's run folder
         return None
     write_result(cfg.paths.output_dir, result)  # what the job did, for a sweep's summary
-    devel = result.get("devel") or {}
-    # The value Hydra sweepers optimise: the official devel score (MuSe-Topic: the mean of the
-    # topic and emotion scores, as the monitored devel/score).
-    if "topic_score" in devel:
-        return (devel["topic_score"] + devel["emotion_score"]) / 2
-    return devel.get("score")
+    return devel_objective(result)
 
 
 if __name__ == "__main__":

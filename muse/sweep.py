@@ -37,6 +37,15 @@ RESULT_FILE = "result.json"
 STATUSES = ("finished", "skipped", "failed")
 
 
+def devel_objective(result: dict) -> float | None:
+    """The value sweepers and searches optimise: the run's official devel score (MuSe-Topic:
+    the mean of the topic and emotion scores, as the monitored devel/score); None unscored."""
+    devel = result.get("devel") or {}
+    if "topic_score" in devel:
+        return (devel["topic_score"] + devel["emotion_score"]) / 2
+    return devel.get("score")
+
+
 def write_result(output_dir: str | Path, result: dict) -> None:
     """A job's result (run id, scores, whether it was skipped) in its folder, for the summary."""
     path = Path(output_dir) / RESULT_FILE

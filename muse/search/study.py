@@ -50,6 +50,7 @@ from optuna.trial import FrozenTrial, TrialState
 from muse import tracking
 from muse.errors import MuseError
 from muse.search.space import SearchSpace
+from muse.sweep import devel_objective
 from muse.training import train
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,12 @@ IDENTITY = ("config_hash", "space")
 
 
 def objective_value(result: dict) -> float:
-    """What `train.py` returns to a Hydra sweeper for this result (see its `main`)."""
-    devel = result.get("devel") or {}
-    if "topic_score" in devel:
-        return (devel["topic_score"] + devel["emotion_score"]) / 2
-    if devel.get("score") is None:
+    """What `train.py` returns to a Hydra sweeper for this result; a run without one fails."""
+    value = devel_objective(result)
+    if value is None:
         raise MuseError(f"run {result.get('run_id')} has no devel score to optimise (devel "
                         "labels masked, or no scored target learned)")
-    return float(devel["score"])
+    return float(value)
 
 
 @contextmanager
