@@ -77,7 +77,7 @@ def _extract(args: argparse.Namespace) -> None:
 
     out = extract_package(args.media, args.out, transcripts=args.transcripts,
                           fasttext_model=args.fasttext_model, features=args.features,
-                          labels=args.labels)
+                          labels=args.labels, workers=args.workers)
     print(f"package written to {out}; next: muse prepare --package {out} --out DIR")
 
 
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--labels", type=Path, default=None,
                          help="CSV of file,timestamp (ms),arousal/valence/trustworthiness "
                               "[,partition]: a labelled package of your own videos")
+    extract.add_argument("--workers", type=int, default=1,
+                         help="processes sharing the eGeMAPS windows (one per core at most)")
     extract.set_defaults(run=_extract)
     return parser
 

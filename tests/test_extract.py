@@ -26,6 +26,7 @@ from muse.cli import main
 from muse.data.layout import STEP_MS, TASKS, feature_dir
 from muse.data.prepare import prepare
 from muse.extract import ExtractError, extract_package
+from muse.extract.acoustic import egemaps_steps
 from muse.extract.decode import decode_audio
 from muse.extract.text import FastTextModel
 
@@ -82,8 +83,11 @@ def test_prepare_reads_the_extracted_package(package: Path, stores: dict[str, Pa
 
 
 def test_egemaps_equals_opensmile_on_the_same_audio_and_window(tmp_path: Path) -> None:
-    package = extract_package([SPEECH], tmp_path / "package", features=["egemaps"])
+    package = extract_package([SPEECH], tmp_path / "package", features=["egemaps"], workers=2)
     steps = _steps(package)
+    one_process = egemaps_steps(decode_audio(SPEECH), steps["timestamp"].to_numpy())
+    np.testing.assert_allclose(steps[[str(i) for i in range(88)]].to_numpy(), one_process,
+                               rtol=1e-6)
     samples, rate = speech_samples()
     # the paper's preparation, done independently: peak at -3 dBFS, 16 bit
     scaled = samples / np.abs(samples.astype(np.float64)).max() * 10 ** (-3 / 20)

@@ -89,12 +89,15 @@ def extract_package(media: Iterable[os.PathLike | str], out: os.PathLike | str,
                     transcripts: os.PathLike | str | Mapping[str, os.PathLike | str] | None = None,
                     fasttext_model: os.PathLike | str | None = None,
                     features: Iterable[str] | None = None,
-                    labels: os.PathLike | str | None = None) -> Path:
+                    labels: os.PathLike | str | None = None, workers: int = 1) -> Path:
     """Extract `media` (files or folders) into a new package at `out` and return its path.
 
     `transcripts`: a folder holding `<media stem>.csv|.srt|.vtt`, or a mapping from media stem
     to transcript file. `labels`: a CSV of continuous labels (muse.extract.labels). Video ids
-    are 1..N in the order of the media files; `metadata/media.csv` maps them back."""
+    are 1..N in the order of the media files; `metadata/media.csv` maps them back. `workers`
+    processes share the eGeMAPS windows (the bulk of the time), one per core at most."""
+    if workers < 1:
+        raise ExtractError(f"workers must be 1 or more, not {workers}")
     files = media_files(media)
     chosen = resolve_features(features, Path(fasttext_model) if fasttext_model else None)
     model = FastTextModel(Path(fasttext_model)) if "fasttext" in chosen else None
@@ -111,7 +114,7 @@ def extract_package(media: Iterable[os.PathLike | str], out: os.PathLike | str,
         package = ExtractedPackage(staging)
         for video_id, path in enumerate(tqdm(files, desc="muse extract", unit="file",
                                              disable=None), start=1):
-            video = extract_video(video_id, path, chosen, words[path], model)
+            video = extract_video(video_id, path, chosen, words[path], model, workers)
             if video.dropped_words:
                 log.warning("%s: %d transcript word(s) lie outside every speech segment and "
                             "are left out", path, video.dropped_words)

@@ -45,8 +45,10 @@ class ExtractedVideo:
 
 
 def extract_video(video_id: int, source: Path, features: tuple[str, ...],
-                  words: Words | None, fasttext: FastTextModel | None) -> ExtractedVideo:
-    """Decode, segment and compute `features` (names among egemaps, lld, fasttext)."""
+                  words: Words | None, fasttext: FastTextModel | None,
+                  workers: int = 1) -> ExtractedVideo:
+    """Decode, segment and compute `features` (names among egemaps, lld, fasttext); `workers`
+    processes share the eGeMAPS windows."""
     samples = decode_audio(source)
     segments = speech_segments(samples)
     if not segments:
@@ -58,7 +60,7 @@ def extract_video(video_id: int, source: Path, features: tuple[str, ...],
     if words is not None:
         _place_words(video, words)
     if "egemaps" in features:
-        video.egemaps = egemaps_steps(samples, timestamp)
+        video.egemaps = egemaps_steps(samples, timestamp, workers)
     if "lld" in features:
         times, values = lld_frames(samples)
         frame_segment = _segment_of(segments, times)
