@@ -163,8 +163,9 @@ def test_labels_make_a_labelled_package(tmp_path: Path) -> None:
     times = np.arange(0, 5000, 100)
     pd.DataFrame({"file": "speech.flac", "timestamp": times, "arousal": times / 5000,
                   "valence": -times / 5000, "partition": "train"}).to_csv(table, index=False)
-    package = extract_package([SPEECH], tmp_path / "package", features=["egemaps"],
-                              labels=table)
+    package = tmp_path / "package"
+    assert main(["extract", "--media", str(SPEECH), "--out", str(package), "--features",
+                 "egemaps", "--labels", str(table)]) == 0
     assert pd.read_csv(package / "metadata" / "partition.csv")["Proposal"].tolist() == ["train"]
     stores = prepare(package, tmp_path / "stores", tasks=["wild", "trust"])
     with h5py.File(stores["wild"]) as wild:
