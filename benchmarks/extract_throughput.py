@@ -24,7 +24,7 @@ import pandas as pd
 import soundfile
 
 from muse.extract import extract_package
-from muse.extract.acoustic import egemaps_steps, lld_frames
+from muse.extract.acoustic import egemaps_steps, lld_frames, worker_pool
 from muse.extract.decode import decode_audio
 from muse.extract.text import FastTextModel, step_vectors, step_words
 from muse.extract.transcripts import read_transcript
@@ -76,8 +76,9 @@ def main() -> None:
         audio_min = len(samples) / 16000 / 60
         segments, vad_s = timed(speech_segments, samples)
         steps = np.concatenate([s.steps() for s in segments])
-        _, egemaps_1_s = timed(egemaps_steps, samples, steps, 1)
-        _, egemaps_n_s = timed(egemaps_steps, samples, steps, args.workers)
+        _, egemaps_1_s = timed(egemaps_steps, samples, steps)
+        with worker_pool(args.workers) as pool:  # timed with the processes' start
+            _, egemaps_n_s = timed(egemaps_steps, samples, steps, pool, args.workers)
         _, lld_s = timed(lld_frames, samples)
         words = read_transcript(transcripts / "review.csv")
         model = FastTextModel(model_path)

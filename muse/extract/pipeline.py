@@ -7,6 +7,7 @@ video is a test video with masked labels unless `labels` gives its curves (and p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from muse.data.layout import FEATURE_SETS
+from muse.extract.acoustic import worker_pool
 from muse.extract.decode import MEDIA_SUFFIXES
 from muse.extract.errors import ExtractError
 from muse.extract.labels import read_labels
@@ -111,15 +113,18 @@ def extract_package(media: Iterable[os.PathLike | str], out: os.PathLike | str,
     shutil.rmtree(staging, ignore_errors=True)  # left by a killed run of this very process id
     staging.mkdir()
     try:
-        package = ExtractedPackage(staging)
-        for video_id, path in enumerate(tqdm(files, desc="muse extract", unit="file",
-                                             disable=None), start=1):
-            video = extract_video(video_id, path, chosen, words[path], model, workers)
-            if video.dropped_words:
-                log.warning("%s: %d transcript word(s) lie outside every speech segment and "
-                            "are left out", path, video.dropped_words)
-            package.add(video, curves.get(path), path.name)
-        package.finish()
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(worker_pool(workers)) if workers > 1 else None
+            package = ExtractedPackage(staging)
+            for video_id, path in enumerate(tqdm(files, desc="muse extract", unit="file",
+                                                 disable=None), start=1):
+                video = extract_video(video_id, path, chosen, words[path], model, pool,
+                                      workers)
+                if video.dropped_words:
+                    log.warning("%s: %d transcript word(s) lie outside every speech segment "
+                                "and are left out", path, video.dropped_words)
+                package.add(video, curves.get(path), path.name)
+            package.finish()
         if out.exists():
             out.rmdir()
         staging.rename(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,9 @@ class ExtractedVideo:
 
 def extract_video(video_id: int, source: Path, features: tuple[str, ...],
                   words: Words | None, fasttext: FastTextModel | None,
-                  workers: int = 1) -> ExtractedVideo:
-    """Decode, segment and compute `features` (names among egemaps, lld, fasttext); `workers`
-    processes share the eGeMAPS windows."""
+                  pool: Executor | None = None, workers: int = 1) -> ExtractedVideo:
+    """Decode, segment and compute `features` (names among egemaps, lld, fasttext); the
+    `workers` processes of `pool` share the eGeMAPS windows."""
     samples = decode_audio(source)
     segments = speech_segments(samples)
     if not segments:
@@ -60,7 +61,7 @@ def extract_video(video_id: int, source: Path, features: tuple[str, ...],
     if words is not None:
         _place_words(video, words)
     if "egemaps" in features:
-        video.egemaps = egemaps_steps(samples, timestamp, workers)
+        video.egemaps = egemaps_steps(samples, timestamp, pool, workers)
     if "lld" in features:
         times, values = lld_frames(samples)
         frame_segment = _segment_of(segments, times)
