@@ -29,6 +29,7 @@ from muse.extract import ExtractError, extract_package
 from muse.extract.acoustic import egemaps_steps
 from muse.extract.decode import decode_audio
 from muse.extract.text import FastTextModel
+from muse.extract.vad import speech_segments
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +185,13 @@ def test_labels_make_a_labelled_package(tmp_path: Path) -> None:
     pd.DataFrame({"file": ["other.mp4"], "timestamp": [0], "arousal": [0.1]}).to_csv(unknown)
     with pytest.raises(ExtractError, match=r"labels for file\(s\) not among the media"):
         extract_package([SPEECH], tmp_path / "again", features=["egemaps"], labels=unknown)
+
+
+def test_a_long_pause_splits_the_speech_into_segments() -> None:
+    clip = decode_audio(SPEECH)  # speech, then 1 s of silence + 1 s before the next speech
+    segments = speech_segments(np.concatenate([clip, clip]))
+    assert [s.segment_id for s in segments] == [1, 2]
+    clip_ms = len(clip) // 16
+    for segment, offset in zip(segments, (0, clip_ms), strict=True):
+        assert abs(segment.start_ms - (offset + SPEECH_MS[0])) <= STEP_MS
+        assert abs(segment.end_ms - (offset + SPEECH_MS[1])) <= STEP_MS

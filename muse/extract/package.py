@@ -77,9 +77,10 @@ class ExtractedPackage:
         self._media.append({"Id": video.video_id, "file": display_name,
                             "duration_ms": video.duration_ms, "segments": len(video.segments),
                             "words": len(video.words) if video.words is not None else 0})
+        tables, files = self._tables(video), self._segment_files(video)
         for task in TASKS:
-            self._features(task, video)
-            self._segments(task, video)
+            self._features(task, video.video_id, tables)
+            self._segments(task, video.video_id, files)
             if labels is not None:
                 self._labels(task, video, labels)
 
@@ -100,54 +101,62 @@ class ExtractedPackage:
     def _path(self, task: str, alignment: str, feature: str, video_id: int) -> Path:
         return feature_dir(self.root, task, alignment) / feature / f"{video_id}.csv"
 
-    def _features(self, task: str, video: ExtractedVideo) -> None:
+    def _tables(self, video: ExtractedVideo) -> dict[tuple[str, str], bytes]:
+        """Each feature table of the video, formatted once, by (rows, feature set): rows are
+        "steps" (label steps), "unaligned" (native rate) or "words" (one per word)."""
         steps = dict(zip(STEP_COLUMNS, (video.timestamp, video.segment_id), strict=True))
         step_sets = {name: values for name, values in
                      (("egemaps", video.egemaps), ("fasttext", video.step_text))
                      if values is not None}
+        tables = {}
         for name, values in step_sets.items():
-            data = table_bytes(steps, values)
-            self.writer.write_bytes(self._path(task, STEP_ALIGNED[task], name, video.video_id),
-                                    data)
+            tables["steps", name] = table_bytes(steps, values)
             if name != "fasttext":  # unaligned fastText is per word
-                self.writer.write_bytes(self._path(task, "unaligned", name, video.video_id),
-                                        data)
+                tables["unaligned", name] = tables["steps", name]
         if video.lld is not None:
             frames = dict(zip(STEP_COLUMNS, (video.lld_time, video.lld_segment), strict=True))
-            self.writer.write_bytes(self._path(task, "unaligned", "lld", video.video_id),
-                                    table_bytes(frames, video.lld))
-        if video.word_vectors is None:
-            return
-        assert video.words is not None and video.word_segment is not None
-        words = dict(zip(WORD_LEVEL_COLUMNS, (video.words.start, video.words.end,
-                                              video.word_segment), strict=True))
-        text = table_bytes(words, video.word_vectors)
-        self.writer.write_bytes(self._path(task, "unaligned", "fasttext", video.video_id), text)
-        if WORD_ALIGNED in TASKS[task].aligned:
-            self.writer.write_bytes(self._path(task, WORD_ALIGNED, "fasttext", video.video_id),
-                                    text)
+            tables["unaligned", "lld"] = table_bytes(frames, video.lld)
+        if video.word_vectors is not None:
+            assert video.words is not None and video.word_segment is not None
+            words = dict(zip(WORD_LEVEL_COLUMNS, (video.words.start, video.words.end,
+                                                  video.word_segment), strict=True))
+            tables["unaligned", "fasttext"] = tables["words", "fasttext"] = table_bytes(
+                words, video.word_vectors)
             mean = word_step_means(video)
             for name, values in step_sets.items():
                 if name != "fasttext":
-                    self.writer.write_bytes(
-                        self._path(task, WORD_ALIGNED, name, video.video_id),
-                        table_bytes(words, np.asarray(mean @ values)))
+                    tables["words", name] = table_bytes(words, np.asarray(mean @ values))
+        return tables
 
-    def _segments(self, task: str, video: ExtractedVideo) -> None:
-        for segment in video.segments:
-            self.writer.write_bytes(audio_file(self.root, task, video.video_id,
-                                               segment.segment_id),
-                                    wav_bytes(video.segment_samples(segment)))
-            if video.words is None:
+    def _features(self, task: str, video_id: int, tables: dict[tuple[str, str], bytes]) -> None:
+        folders = {"steps": STEP_ALIGNED[task], "unaligned": "unaligned", "words": WORD_ALIGNED}
+        for (rows, name), data in tables.items():
+            if rows == "words" and WORD_ALIGNED not in TASKS[task].aligned:
                 continue
-            assert video.word_segment is not None
-            chosen = np.flatnonzero(video.word_segment == segment.segment_id)
-            frame = pd.DataFrame({"start": video.words.start[chosen],
-                                  "end": video.words.end[chosen],
-                                  "word": [video.words.word[i] for i in chosen]})
-            self.writer.write_bytes(transcript_file(self.root, task, video.video_id,
-                                                    segment.segment_id),
-                                    frame.to_csv(index=False).encode())
+            self.writer.write_bytes(self._path(task, folders[rows], name, video_id), data)
+
+    def _segment_files(self, video: ExtractedVideo) -> dict[int, tuple[bytes, bytes | None]]:
+        """Per segment, its wav and (with a transcript) its transcript CSV."""
+        files = {}
+        for segment in video.segments:
+            text = None
+            if video.words is not None:
+                assert video.word_segment is not None
+                chosen = np.flatnonzero(video.word_segment == segment.segment_id)
+                text = pd.DataFrame({"start": video.words.start[chosen],
+                                     "end": video.words.end[chosen],
+                                     "word": [video.words.word[i] for i in chosen]}
+                                    ).to_csv(index=False).encode()
+            files[segment.segment_id] = (wav_bytes(video.segment_samples(segment)), text)
+        return files
+
+    def _segments(self, task: str, video_id: int,
+                  files: dict[int, tuple[bytes, bytes | None]]) -> None:
+        for segment_id, (wav, text) in files.items():
+            self.writer.write_bytes(audio_file(self.root, task, video_id, segment_id), wav)
+            if text is not None:
+                self.writer.write_bytes(transcript_file(self.root, task, video_id, segment_id),
+                                        text)
 
     def _labels(self, task: str, video: ExtractedVideo, labels: VideoLabels) -> None:
         spec = TASKS[task]
