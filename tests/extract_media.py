@@ -1,8 +1,8 @@
 """Media for the extraction tests, made from the committed espeak-ng clip (tests/data).
 
 `speech.flac`: 16 kHz mono, 1 s of faint noise, 3.2 s of espeak-ng speech ("The new car handles
-well, and the seats are comfortable."), 1 s of faint noise. `mux` puts it into a video
-container with PyAV (a small moving picture and AAC audio), as a car review would come.
+well, and the seats are comfortable."), 1 s of faint noise. `mux` puts it into a container with
+PyAV (mp4, mkv, webm with a small moving picture; mp3, wav), as a car review would come.
 """
 
 from __future__ import annotations
@@ -36,22 +36,35 @@ def speech_samples() -> tuple[np.ndarray, int]:
     return samples, rate
 
 
+# container format -> (video codec or None, audio codec), as such files usually come
+CONTAINERS = {
+    "mp4": ("mpeg4", "aac"),
+    "matroska": ("mpeg4", "aac"),
+    "webm": ("libvpx", "libopus"),
+    "mp3": (None, "libmp3lame"),
+    "wav": (None, "pcm_s16le"),
+}
+
+
 def mux(out: Path, container_format: str = "mp4") -> Path:
-    """The clip as the audio track (AAC) of a small video (MPEG-4 part 2) in mp4 or mkv."""
+    """The clip as the audio track of `out` in one of `CONTAINERS`, with a small moving picture
+    where the container is a video one."""
     samples, rate = speech_samples()
+    video_codec, audio_codec = CONTAINERS[container_format]
     with av.open(str(out), "w", format=container_format) as container:
-        video = container.add_stream("mpeg4", rate=4)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        audio = container.add_stream("aac", rate=rate)
+        # every stream before the first packet; the picture first, as in most videos
+        video = container.add_stream(video_codec, rate=4) if video_codec else None
+        audio = container.add_stream(audio_codec, rate=rate)
         audio.layout = "mono"
-        seconds = len(samples) / rate
-        for i in range(int(seconds * 4)):
-            picture = np.full((32, 32, 3), (i * 20) % 255, np.uint8)
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 4)
-            container.mux(video.encode(frame))
-        container.mux(video.encode(None))
-        chunk = 1024
+        if video is not None:
+            video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+            for i in range(int(len(samples) / rate * 4)):
+                picture = np.full((32, 32, 3), (i * 20) % 255, np.uint8)
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                frame.pts, frame.time_base = i, Fraction(1, 4)
+                container.mux(video.encode(frame))
+            container.mux(video.encode(None))
+        chunk = 960  # one 20 ms Opus frame at 48 kHz is 960 samples; any size suits the others
         for start in range(0, len(samples), chunk):
             part = samples[start:start + chunk].reshape(1, -1)
             frame = av.AudioFrame.from_ndarray(part, format="s16", layout="mono")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from muse.data.layout import FEATURE_SETS
 from muse.extract.acoustic import worker_pool
 from muse.extract.decode import MEDIA_SUFFIXES
 from muse.extract.errors import ExtractError
@@ -38,7 +37,6 @@ NEEDS_WEIGHTS = {
     "openpose": "OpenPose and its pose models",
     **{name: _OPENFACE for name in ("au", "gaze", "landmarks_2d", "landmarks_3d", "pdm", "pose")},
 }
-assert set(EXTRACTABLE) | set(NEEDS_WEIGHTS) == set(FEATURE_SETS)
 
 
 def resolve_features(features: Iterable[str] | None,
@@ -147,8 +145,9 @@ def _transcript_of(path: Path, transcripts, required: bool) -> Words | None:
         found = find_transcript(folder, path.stem)
     if found is None:
         if required:
-            raise ExtractError(f"{path}: fasttext needs a transcript, none found "
-                               f"(looked for {path.stem}.csv, .srt or .vtt in {transcripts})")
+            where = "no transcripts given" if transcripts is None else f"looked in {transcripts}"
+            raise ExtractError(f"{path}: fasttext needs a transcript, {path.stem}.csv, .srt or "
+                               f".vtt ({where})")
         return None
     return read_transcript(found)
 
