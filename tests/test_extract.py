@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import h5py
 import numpy as np
 import opensmile
@@ -28,6 +29,7 @@ from muse.data.prepare import prepare
 from muse.extract import EXTRACTABLE, NEEDS_WEIGHTS, ExtractError, extract_package
 from muse.extract.acoustic import egemaps_steps
 from muse.extract.decode import decode_audio
+from muse.extract.pipeline import media_files
 from muse.extract.text import FastTextModel
 from muse.extract.vad import speech_segments
 
@@ -180,6 +182,18 @@ def test_bad_media_is_a_named_error_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ExtractError, match="broken.mp4: not a readable audio or video file"):
         extract_package([SPEECH, fake], tmp_path / "package", features=["egemaps"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]  # no half package
+    assert media_files([tmp_path, SPEECH]) == [fake, SPEECH]  # a folder: its media files
+    (tmp_path / "notes.txt").write_text("not media")
+    assert media_files([tmp_path]) == [fake]
+    picture_only = tmp_path / "picture.mp4"
+    with av.open(str(picture_only), "w") as container:
+        stream = container.add_stream("mpeg4", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with pytest.raises(ExtractError, match="picture.mp4: no audio track"):
+        decode_audio(picture_only)
     silent = tmp_path / "silent.wav"
     wavfile.write(silent, 16000, np.zeros(16000 * 3, np.int16))
     with pytest.raises(ExtractError, match="silent.wav: the audio track is silent"):
