@@ -169,6 +169,11 @@ def test_every_feature_set_is_extracted_or_refused_with_its_reason(
     with pytest.raises(ExtractError, match="speech.flac: fasttext needs a transcript"):
         extract_package([SPEECH], tmp_path / "p", fasttext_model=media["fasttext"],
                         features=["fasttext"])
+    early = tmp_path / "early.srt"  # words in the silence before the speech
+    early.write_text("1\n00:00:00,100 --> 00:00:00,600\nhello there\n")
+    with pytest.raises(ExtractError, match="speech.flac: none of the transcript's 2 word"):
+        extract_package([SPEECH], tmp_path / "p", transcripts={"speech": early},
+                        fasttext_model=media["fasttext"], features=["fasttext"])
     with pytest.raises(ExtractError, match="'fasttext' needs a fastText binary model"):
         extract_package([SPEECH], tmp_path / "p", features=["fasttext"])
     with pytest.raises(ExtractError, match="choose egemaps or fasttext too"):

@@ -71,6 +71,9 @@ def extract_video(video_id: int, source: Path, features: tuple[str, ...],
     if "fasttext" in features:
         if fasttext is None or video.words is None:
             raise ExtractError(f"{source}: fasttext needs a transcript and a fastText model")
+        if not len(video.words):  # the word-level files would have no rows
+            raise ExtractError(f"{source}: none of the transcript's {video.dropped_words} "
+                               "word(s) falls in a speech segment; check its times (ms)")
         video.word_vectors = fasttext.vectors(video.words.word)
         video.step_text = step_vectors(video.word_vectors, step_words(video.words, timestamp))
     return video
