@@ -7,9 +7,10 @@ configurations and library ship in the wheel, nothing is downloaded).
   exactly what openSMILE gives for that stretch of audio.
 * `lld`: 130 values per 10 ms frame, the 65 ComParE 2016 low-level descriptors (openSMILE's
   default LLD set, 20/60 ms frames at a 10 ms hop) followed by their 65 first-order deltas.
-  The paper speaks of "1st and 2nd-order derivatives", but no openSMILE set gives 130 that way
-  (eGeMAPS has 25 LLDs, emobase 26, IS09 16); 65 LLDs + 65 deltas is the only standard set of
-  130, and it is openSMILE's default. A frame's timestamp is the start of its window.
+  The paper speaks of "1st and 2nd-order derivatives", but 130 is no multiple of 3, so no set
+  of LLDs with both derivatives gives it (eGeMAPS has 25 LLDs, emobase 26, ComParE 65); 65
+  LLDs + 65 deltas is ComParE's, openSMILE's default LLD set. A frame's timestamp is the start
+  of its window.
 """
 
 from __future__ import annotations
