@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> float | None:
     if not is_global_zero():  # another process of a DDP run, sharing rank 0's run folder
         return None
     write_result(cfg.paths.output_dir, result)  # what the job did, for a sweep's summary
-    return devel_objective(result)
+    return devel_objective(cfg.task.name, result)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from muse.data.datamodule import MuseDataModule
 from muse.data.prepare import store_path
 from muse.errors import MuseError
 from muse.scoring import score_frames
+from muse.tasks import EVALUATED_PARTITIONS, TASKS
 
 log = logging.getLogger(__name__)
 
-PARTITIONS = ("devel", "test")
 # What loading a truncated, corrupt or foreign file as a Lightning checkpoint raises (torch's
 # zip reader, its weights-only unpickler, a missing key or constructor argument).
 UNREADABLE = (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
@@ -95,11 +95,11 @@ def predict(module: pl.LightningModule, datamodule: MuseDataModule, partition: s
     return frame, gold.rename(columns=lambda c: c.replace("prediction_", "label_", 1))
 
 
-def _unlabelled(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+def _unlabelled(task: str, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """Per row: True where a scored label is masked, NaN (continuous) or -1 (topic classes)."""
     values = frame[columns].to_numpy(dtype=np.float64)
     missing = np.isnan(values)
-    if "segment_id" in frame.columns:
+    if not TASKS[task].continuous:
         missing |= values < 0
     return missing.any(axis=1)
 
@@ -116,7 +116,7 @@ def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFra
                   partition, ", ".join(missing))
         return None
     columns = [f"label_{t}" for t in scored]
-    unlabelled = _unlabelled(labels, columns)
+    unlabelled = _unlabelled(task, labels, columns)
     if unlabelled.all():
         log.info("%s labels are masked: %s predictions written, not scored", partition,
                  partition)
@@ -136,7 +136,8 @@ def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFra
 
 
 def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task: str,
-                    scored: list[str], partitions: tuple[str, ...] = PARTITIONS) -> Evaluation:
+                    scored: list[str],
+                    partitions: tuple[str, ...] = EVALUATED_PARTITIONS) -> Evaluation:
     """Predict and officially score each partition; a partition without labels is unscored."""
     module.eval()
     result = Evaluation(task)

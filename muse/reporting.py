@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from muse import plots, tracking
 from muse.evaluation import UNLABELLED, Evaluation
+from muse.tasks import EVALUATED_PARTITIONS, TASKS
 
 CURVE_PREFIXES = ("train/", "devel/")
 
@@ -30,7 +31,7 @@ def figures(client: MlflowClient, run_id: str, evaluation: Evaluation) -> list[t
     found = []
     devel_gold, devel = evaluation.gold.get("devel"), evaluation.predictions.get("devel")
     if devel is not None:
-        if "segment_id" in devel.columns:
+        if TASKS[evaluation.task].per_segment:
             found.append(("devel_confusion", plots.confusion_matrices(devel_gold, devel)))
         else:
             found.append(("devel_curves",
@@ -60,7 +61,7 @@ def summary(result: dict) -> str:
     if result.get("synthetic_demo"):
         lines.append("  data: the synthetic demo MuSe-CaR, not the challenge package (train on "
                      "the real data with data.package=/path/to/muse2020)")
-    for partition in ("devel", "test"):
+    for partition in EVALUATED_PARTITIONS:
         scores = result.get(partition)
         if scores is None:
             lines.append(f"  {partition}: not scored (labels masked, or a scored target not "

@@ -30,6 +30,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from muse.tasks import TASKS
+
 log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
@@ -37,13 +39,10 @@ RESULT_FILE = "result.json"
 STATUSES = ("finished", "skipped", "failed")
 
 
-def devel_objective(result: dict) -> float | None:
-    """The value sweepers and searches optimise: the run's official devel score (MuSe-Topic:
-    the mean of the topic and emotion scores, as the monitored devel/score); None unscored."""
-    devel = result.get("devel") or {}
-    if "topic_score" in devel:
-        return (devel["topic_score"] + devel["emotion_score"]) / 2
-    return devel.get("score")
+def devel_objective(task: str, result: dict) -> float | None:
+    """The value sweepers and searches optimise: the run's official devel score as the task
+    monitors it (`muse.tasks.Task.objective`); None unscored."""
+    return TASKS[task].objective(result.get("devel"))
 
 
 def write_result(output_dir: str | Path, result: dict) -> None:

@@ -31,12 +31,12 @@ from pytorch_lightning.trainer.states import TrainerStatus
 from muse import distributed, locks, tracking
 from muse.data.datamodule import MuseDataModule
 from muse.data.demo import is_demo_store
-from muse.data.layout import TASKS
 from muse.data.sources import store_for
 from muse.errors import MuseError
 from muse.evaluation import Evaluation, combine, evaluate_module
 from muse.module import MuseModule
 from muse.reporting import log_run_artifacts, summary
+from muse.tasks import TASKS
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from extract_media import (
 from scipy.io import wavfile
 
 from muse.cli import main
-from muse.data.layout import FEATURE_SETS, STEP_MS, TASKS, feature_dir
+from muse.data.layout import FEATURE_SETS, STEP_MS, feature_dir
 from muse.data.prepare import prepare
 from muse.extract import EXTRACTABLE, NEEDS_WEIGHTS, ExtractError, extract_package
 from muse.extract.acoustic import egemaps_steps
@@ -32,6 +32,7 @@ from muse.extract.decode import decode_audio
 from muse.extract.pipeline import media_files
 from muse.extract.text import FastTextModel
 from muse.extract.vad import speech_segments
+from muse.tasks import TASKS
 
 
 @pytest.fixture(scope="module")

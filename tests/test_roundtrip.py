@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from muse.data.layout import PARTITION_FILE, TASKS, feature_dir, label_dir, transcript_file
+from muse.data.layout import PARTITION_FILE, feature_dir, label_dir, transcript_file
+from muse.tasks import TASKS
 
 
 def video_rows(store: h5py.File, table: str, index: int) -> slice:

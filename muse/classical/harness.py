@@ -30,8 +30,9 @@ from muse.data.demo import is_demo_store
 from muse.data.prepare import store_path
 from muse.data.sources import store_for
 from muse.errors import MuseError
-from muse.evaluation import PARTITIONS, Evaluation
+from muse.evaluation import Evaluation
 from muse.reporting import log_run_artifacts, summary
+from muse.tasks import EVALUATED_PARTITIONS
 from muse.training import build_datamodule, checkpoint_dir, output_dir, run_targets
 
 log = logging.getLogger(__name__)
@@ -61,14 +62,14 @@ def fit(cfg: DictConfig, datamodule: MuseDataModule, segments: Segments) -> Fitt
 def evaluation(fitted: FittedSVM, segments: Segments) -> Evaluation:
     """Devel and test predictions in the submission layout, scored where labels are present."""
     result = Evaluation(fitted.task)
-    for partition in PARTITIONS:
+    for partition in EVALUATED_PARTITIONS:
         rows = segments.indices(partition)
         keys = {"video_id": segments.video_ids[rows], "segment_id": segments.segment_ids[rows]}
         labels = {t: segments.labels[t][rows] for t in fitted.targets}
         predicted = predictions_frame(
-            [keys], [fitted.predict(segments.features[rows], partition)], fitted.targets)
+            [keys], [fitted.predict(segments.features[rows], partition)], True, fitted.targets)
         columns = [f"prediction_{t}" for t in fitted.scored if f"prediction_{t}" in predicted]
-        gold = predictions_frame([keys], [labels], fitted.targets)
+        gold = predictions_frame([keys], [labels], True, fitted.targets)
         result.add(partition, predicted[["id", "segment_id", *columns]],
                    gold.rename(columns=lambda c: c.replace("prediction_", "label_", 1)),
                    fitted.scored)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import h5py
 
-from muse.data.layout import PARTITION_FILE, TASKS
+from muse.data.layout import PARTITION_FILE
 from muse.data.prepare import prepare, store_path
 from muse.errors import MuseError
+from muse.tasks import TASKS
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
-"""Facts about the official challenge package: folders, feature sets, targets and table columns.
+"""Facts about the official challenge package: folders, feature sets and table columns.
 
 Everything that reads or writes the package layout (`muse synth`, `muse prepare`, `muse score`)
-takes its names from here, so the layout is written down once.
+takes its names from here, so the layout is written down once; the sub-challenges' own rules
+(targets, scored targets, partitions, the score) are in `muse.tasks`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from muse.tasks import TASKS
+
 STEP_MS = 250
-PARTITIONS = ("train", "devel", "test")
 PARTITION_FILE = Path("metadata") / "partition.csv"
 TOPIC_MAPPING_FILE = Path("metadata") / "topic_class_mapping.csv"
 CEILINGS_FILE = Path("metadata") / "ceilings.json"
@@ -61,42 +63,6 @@ FEATURE_SETS: dict[str, FeatureSet] = {
 UNALIGNED_ONLY = frozenset({"lld"})  # 10 ms hop: never label-aligned in the package
 WORD_LEVEL_COLUMNS = ("start", "end", "segment_id")
 STEP_COLUMNS = ("timestamp", "segment_id")
-
-
-@dataclass(frozen=True)
-class Task:
-    """A sub-challenge: its folder, targets, alignments and the scorer's table."""
-
-    name: str
-    folder: str
-    targets: tuple[str, ...]  # every target with label files in the package
-    scored: tuple[str, ...]  # the targets of the aggregated table, in its column order
-    key: tuple[str, ...]  # the aggregated table's key columns
-    aligned: tuple[str, ...]  # the aligned feature folders
-    continuous: bool
-
-    def label_columns(self) -> list[str]:
-        return [f"label_{t}" for t in self.scored]
-
-    def prediction_columns(self) -> list[str]:
-        return [f"prediction_{t}" for t in self.scored]
-
-
-TASKS: dict[str, Task] = {
-    "wild": Task(
-        "wild", "c1_muse_wild", ("arousal", "valence"), ("arousal", "valence"),
-        ("id", "timestamp"), ("label_aligned",), True,
-    ),
-    "topic": Task(
-        "topic", "c2_muse_topic", ("topic", "arousal", "valence"),
-        ("arousal", "valence", "topic"), ("id", "segment_id"),
-        ("egemaps_aligned", "fasttext_aligned"), False,
-    ),
-    "trust": Task(
-        "trust", "c3_muse_trust", ("trustworthiness", "arousal", "valence"),
-        ("trustworthiness",), ("id", "timestamp"), ("label_aligned",), True,
-    ),
-}
 
 
 def task_dir(package: Path, task: str) -> Path:

@@ -21,7 +21,6 @@ from scipy.signal import resample_poly
 from muse.data.layout import (
     FEATURE_SETS,
     PARTITION_FILE,
-    PARTITIONS,
     STEP_COLUMNS,
     WORD_LEVEL_COLUMNS,
     feature_dir,
@@ -29,6 +28,7 @@ from muse.data.layout import (
     label_dir,
 )
 from muse.errors import PackageError
+from muse.tasks import ALL_PARTITIONS
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,10 @@ def read_partition(package: Path) -> dict[int, str]:
     frame = read_csv(path, ("Id", "Proposal"))
     frame["Id"] = integer_column(path, frame["Id"])
     frame["Proposal"] = frame["Proposal"].astype(str).str.strip().str.lower()
-    bad = sorted(set(frame["Proposal"]) - set(PARTITIONS))
+    bad = sorted(set(frame["Proposal"]) - set(ALL_PARTITIONS))
     if bad:
-        raise PackageError(f"{path}: unknown partition name(s) {bad}; expected {list(PARTITIONS)}")
+        raise PackageError(f"{path}: unknown partition name(s) {bad}; "
+                           f"expected {list(ALL_PARTITIONS)}")
     duplicates = frame[frame.duplicated("Id", keep=False)]
     conflicting = duplicates.groupby("Id")["Proposal"].nunique()
     if (conflicting > 1).any():

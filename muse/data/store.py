@@ -25,9 +25,9 @@ import numpy as np
 
 from muse.data.chunked import ChunkedArray, map_file
 from muse.data.layout import STEP_MS
+from muse.data.store_writer import SCHEMA_VERSION
 from muse.errors import StoreError
 
-SCHEMA_VERSION = 1
 INT16_SCALE = 32768.0  # int16 -> float32 in [-1, 1)
 _SCALE = np.float32(1.0 / INT16_SCALE)  # a power of two: the products are exact
 READ_BLOCK_BYTES = 64 * 2**20  # features held in memory are read this much at a time

@@ -29,7 +29,7 @@ from muse.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the one version of the schema: the reader refuses any other
 CHUNK_BYTES = 1 << 20  # ~1 MiB chunks: a 50-step window of any feature set is a few chunks
 # Appends end mid-chunk; a chunk cache that holds those partial chunks avoids rewriting them
 # (about 3x faster writes than h5py's 1 MiB default).

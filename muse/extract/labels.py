@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from muse.data.layout import PARTITIONS
 from muse.extract.errors import ExtractError
+from muse.tasks import ALL_PARTITIONS
 
 TARGETS = ("arousal", "valence", "trustworthiness")
 
@@ -72,8 +72,8 @@ def _video_labels(path: Path, name: str, rows: pd.DataFrame, targets: list[str])
     partition = "test"
     if "partition" in rows.columns:
         names = rows["partition"].astype(str).str.strip().str.lower().unique().tolist()
-        if len(names) != 1 or names[0] not in PARTITIONS:
-            raise ExtractError(f"{path}: {name} needs one partition among {list(PARTITIONS)}, "
+        if len(names) != 1 or names[0] not in ALL_PARTITIONS:
+            raise ExtractError(f"{path}: {name} needs one partition among {list(ALL_PARTITIONS)}, "
                                f"found {names}")
         partition = names[0]
     rows = rows.sort_values("timestamp", kind="stable")

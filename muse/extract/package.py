@@ -26,7 +26,6 @@ from muse.data.layout import (
     PARTITION_FILE,
     STEP_COLUMNS,
     STEP_MS,
-    TASKS,
     TOPIC_MAPPING_FILE,
     TOPIC_NAMES,
     WORD_LEVEL_COLUMNS,
@@ -40,6 +39,7 @@ from muse.data.synthetic.writer import PackageWriter
 from muse.extract.decode import SAMPLE_RATE
 from muse.extract.labels import VideoLabels
 from muse.extract.video import ExtractedVideo
+from muse.tasks import TASKS
 
 MEDIA_FILE = Path("metadata") / "media.csv"  # Id -> the media file it was extracted from
 STEP_ALIGNED = {"wild": "label_aligned", "trust": "label_aligned", "topic": "egemaps_aligned"}

@@ -20,8 +20,8 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from muse.data.layout import TASKS
 from muse.errors import MuseError
+from muse.tasks import TASKS
 
 log = logging.getLogger(__name__)
 

@@ -67,9 +67,9 @@ ERROR = "error"
 IDENTITY = ("config_hash", "space")
 
 
-def objective_value(result: dict) -> float:
+def objective_value(task: str, result: dict) -> float:
     """What `train.py` returns to a Hydra sweeper for this result; a run without one fails."""
-    value = devel_objective(result)
+    value = devel_objective(task, result)
     if value is None:
         raise MuseError(f"run {result.get('run_id')} has no devel score to optimise (devel "
                         "labels masked, or no scored target learned)")
@@ -197,7 +197,7 @@ class Objective:
                 first_line = next(iter(str(error).splitlines()), "")
                 trial.set_user_attr(ERROR, f"{type(error).__name__}: {first_line}")
                 raise
-        value = objective_value(result)
+        value = objective_value(cfg.task.name, result)
         client = MlflowClient(result["tracking_uri"])
         # A resumed or reused run carries the trial that last ran it.
         client.set_tag(result["run_id"], tracking.TRIAL_TAG, str(trial.number))

@@ -13,13 +13,13 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from muse.data.layout import TASKS
 from muse.data.prepare import continuous, topic
 from muse.data.prepare.estimate import expected_store_bytes
 from muse.data.prepare.plan import PreparePlan, plan
 from muse.data.prepare.stats import PrepareStats
 from muse.data.store_writer import StoreWriter, remove_stale_temp_files
 from muse.errors import MuseError, StoreError
+from muse.tasks import TASKS
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,8 @@ from scipy.io import wavfile
 
 from muse.data.layout import (
     PARTITION_FILE,
-    PARTITIONS,
     STEP_COLUMNS,
-    TASKS,
     WORD_LEVEL_COLUMNS,
-    Task,
     feature_dir,
     is_word_level,
     label_dir,
@@ -32,6 +29,7 @@ from muse.data.package import expected_dim, feature_names, read_csv
 from muse.data.prepare.model_inputs import CONF_DIR, ModelInputs, model_inputs
 from muse.data.prepare.plan import plan
 from muse.errors import MuseError
+from muse.tasks import ALL_PARTITIONS, TASKS, Task
 
 _SAMPLE_BYTES = 1 << 16
 _BOM = b"\xef\xbb\xbf"
@@ -101,7 +99,7 @@ def _task_section(package: Path, task: Task, quirks: Quirks,
     except MuseError as err:
         return out + [f"  ! {err}"]
     counts = Counter(resolved.partition.values())
-    out.append("  videos: " + ", ".join(f"{p} {counts.get(p, 0)}" for p in PARTITIONS))
+    out.append("  videos: " + ", ".join(f"{p} {counts.get(p, 0)}" for p in ALL_PARTITIONS))
     if resolved.unlabelled:
         out.append(f"    kept without label files (masked test labels): "
                    f"{sorted(resolved.unlabelled)}")

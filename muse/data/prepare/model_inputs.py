@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from muse.data.layout import TASKS
+from muse.tasks import TASKS
 
 # The repository's configs, beside the muse package.
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"

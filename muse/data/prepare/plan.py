@@ -9,17 +9,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from muse.data.layout import (
-    PARTITION_FILE,
-    TASKS,
-    UNALIGNED_ONLY,
-    Task,
-    label_dir,
-    task_dir,
-)
+from muse.data.layout import PARTITION_FILE, UNALIGNED_ONLY, label_dir, task_dir
 from muse.data.package import expected_dim, feature_names, read_partition
 from muse.data.store_writer import SCHEMA_VERSION
 from muse.errors import PackageError
+from muse.tasks import TASKS, Task
 
 log = logging.getLogger(__name__)
 

@@ -14,20 +14,13 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from muse.data.layout import (
-    CEILINGS_FILE,
-    PARTITIONS,
-    STEP_MS,
-    TASKS,
-    TOPIC_NAMES,
-    aggregated_file,
-    label_dir,
-)
+from muse.data.layout import CEILINGS_FILE, STEP_MS, TOPIC_NAMES, aggregated_file, label_dir
 from muse.data.synthetic.ceilings import ccc, topic_score
 from muse.data.synthetic.plan import VideoPlan
 from muse.data.synthetic.seeds import stream
 from muse.data.synthetic.signals import LABEL_DECIMALS, VideoSignals
 from muse.data.synthetic.writer import PackageWriter
+from muse.tasks import ALL_PARTITIONS, TASKS
 
 TOPIC_FLIP_RATE = 0.03  # annotators give a segment another topic this often
 CLASS_TARGETS = ("arousal", "valence")
@@ -95,7 +88,7 @@ class LabelBook:
                     segments[f"{prefix}{target}_mean"], thresholds)
         self._write_topic_labels(segments)
         for task in TASKS:
-            for partition in PARTITIONS:
+            for partition in ALL_PARTITIONS:
                 self.writer.write_frame(aggregated_file(self.writer.root, task, partition),
                                         self._aggregated_table(task, partition, segments))
         ceilings = self._ceilings(segments)
@@ -128,7 +121,7 @@ class LabelBook:
         ceilings: dict[str, dict[str, dict[str, float]]] = {}
         for task, spec in TASKS.items():
             ceilings[task] = {}
-            for partition in PARTITIONS:
+            for partition in ALL_PARTITIONS:
                 if spec.continuous:
                     ceilings[task][partition] = {
                         target: ccc(*map(np.concatenate, zip(*self._pairs[task, partition, target],

@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from muse.data.layout import FEATURE_SETS, PARTITIONS, STEP_MS, TOPIC_NAMES
+from muse.data.layout import FEATURE_SETS, STEP_MS, TOPIC_NAMES
 from muse.data.synthetic.seeds import stream
 from muse.errors import MuseError
+from muse.tasks import ALL_PARTITIONS
 
 STEPS_PER_MINUTE = 60_000 // STEP_MS
 SEGMENT_STEPS = (32, 112)  # 8 to 28 s: about 6.5 k topic segments at full scale, as in MuSe-Topic
@@ -95,8 +96,8 @@ def resolve(scale: str, videos: int | None, minutes: float | None,
     if unknown:
         raise SynthesisError(
             f"unknown feature sets: {', '.join(unknown)}; known: {', '.join(FEATURE_SETS)}")
-    if videos < len(PARTITIONS):
-        raise SynthesisError(f"need at least {len(PARTITIONS)} videos (one per partition), "
+    if videos < len(ALL_PARTITIONS):
+        raise SynthesisError(f"need at least {len(ALL_PARTITIONS)} videos (one per partition), "
                              f"got {videos}")
     if minutes <= 0:
         raise SynthesisError(f"minutes must be positive, got {minutes}")

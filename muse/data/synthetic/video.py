@@ -18,7 +18,6 @@ from muse.data.layout import (
     FEATURE_SETS,
     STEP_COLUMNS,
     STEP_MS,
-    TASKS,
     WORD_LEVEL_COLUMNS,
     audio_file,
     feature_dir,
@@ -37,6 +36,7 @@ from muse.data.synthetic.seeds import stream
 from muse.data.synthetic.signals import VideoSignals
 from muse.data.synthetic.text import Transcript
 from muse.data.synthetic.writer import PackageWriter, header, table_lines
+from muse.tasks import TASKS
 
 STEP_ALIGNMENTS = ("label_aligned", "egemaps_aligned")  # one row per label step
 WORD_ALIGNMENT = "fasttext_aligned"  # one row per word (MuSe-Topic)
