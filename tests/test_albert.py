@@ -26,12 +26,13 @@ from transformers import AlbertConfig, AlbertModel, BertConfig, BertModel, PreTr
 
 from muse.data.datamodule import MuseDataModule
 from muse.errors import MuseError
-from muse.evaluation import evaluate
 from muse.metrics import classification_scores
 from muse.models.albert import AlbertText
 from muse.module import MuseModule
+from muse.runs.builders import class_weights
+from muse.runs.evaluate import evaluate
+from muse.runs.train import train
 from muse.schedules import linear_warmup
-from muse.training import class_weights, train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 SPECIAL_TOKENS = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]  # ALBERT's, pad first

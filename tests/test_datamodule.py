@@ -27,7 +27,7 @@ from muse.data.datasets import collate_segments, collate_sequences, make_windows
 from muse.data.normalization import Normalizer
 from muse.data.store import MemoryRows, Store
 from muse.errors import StoreError
-from muse.training import class_weights
+from muse.runs.builders import class_weights
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from mlflow.tracking import MlflowClient
 from muse.data.datamodule import MuseDataModule
 from muse.data.layout import aggregated_file
 from muse.errors import MuseError
-from muse.evaluation import evaluate
 from muse.models.end2you import AudioCNN, End2You
 from muse.module import MuseModule
+from muse.runs.evaluate import evaluate
+from muse.runs.train import train
 from muse.scoring import score_files
-from muse.training import train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from muse.evaluation import Evaluation
 from muse.metrics import official_ccc, round_ccc
-from muse.reporting import summary
+from muse.runs.artifacts import summary
+from muse.runs.evaluation import Evaluation
 
 
 def _wild(rows: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -24,8 +24,8 @@ from muse.metrics import classification_scores
 from muse.models.crossmodal import TransformerStack, sinusoidal_positions
 from muse.models.mult import MultimodalTransformer
 from muse.module import MuseModule
+from muse.runs.train import train
 from muse.tracking import PARENT_TAG, TARGET_TAG
-from muse.training import train
 
 
 @pytest.fixture(scope="module", autouse=True)

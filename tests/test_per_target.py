@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from muse.data.layout import aggregated_file
-from muse.evaluation import evaluate
+from muse.runs.evaluate import evaluate
+from muse.runs.train import train
 from muse.scoring import score_files
 from muse.tracking import BEST_CHECKPOINT_TAG, PARENT_TAG, TARGET_TAG, mark
-from muse.training import train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 TARGETS = ["topic", "arousal", "valence"]

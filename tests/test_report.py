@@ -17,7 +17,7 @@ from muse.errors import MuseError
 from muse.report import report
 from muse.report.figures import score_figure
 from muse.report.record import EXPERIMENT, NOTE_TAG
-from muse.training import train
+from muse.runs.train import train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 SD_OF_TWO = math.sqrt(2) * 0.05  # sample sd of two values 0.1 apart

@@ -22,14 +22,14 @@ from omegaconf import DictConfig
 from sklearn.metrics import recall_score
 from sklearn.svm import LinearSVC
 
-from muse.classical.harness import MODEL_FILE
 from muse.classical.segments import Segments, load_segments, segment_means
 from muse.classical.svm import FittedSVM, SVMSettings, choose, fit_target
 from muse.data.datamodule import MuseDataModule
 from muse.data.store import MemoryRows
 from muse.errors import MuseError
-from muse.evaluation import evaluate
-from muse.training import train
+from muse.runs.evaluate import evaluate
+from muse.runs.sklearn import MODEL_FILE
+from muse.runs.train import train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 TARGETS = ("topic", "arousal", "valence")

@@ -17,9 +17,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from muse.errors import MuseError
-from muse.evaluation import evaluate
 from muse.module import MuseModule
-from muse.training import run_lock, train
+from muse.runs.builders import run_lock
+from muse.runs.evaluate import evaluate
+from muse.runs.train import train
 
 ROOT = Path(__file__).parents[1]
 CONF = str(ROOT / "conf")

@@ -3,7 +3,7 @@
 Each row says which system (model tag, plus the targets it learned when they differ from
 what the sub-challenge scores), which feature sets and which seed produced it, and carries
 the best checkpoint's official scores (`best/<partition>/<metric>`, see
-`muse.evaluation.Evaluation.flat_scores`) as columns named `<partition>/<metric>`. Only
+`muse.runs.evaluation.Evaluation.flat_scores`) as columns named `<partition>/<metric>`. Only
 FINISHED runs count; of several runs of the same system, features and seed the newest wins;
 the child runs of a per-target run (one model per target) are left to their parent, which
 holds the combined scores.

@@ -4,7 +4,7 @@ The search file (conf/hparams_search/<name>.yaml) picks the task and the model a
 study's settings under `hparams_search`: `n_trials`, `n_jobs`, the sampler (TPE, seeded), the
 storage and the search space (`muse.search.space`). A trial composes the training config as
 `python train.py <the search's overrides> <the trial's values>` would, runs
-`muse.training.train` and returns the value `train.py` returns to Hydra sweepers: the task's
+`muse.runs.train.train` and returns the value `train.py` returns to Hydra sweepers: the task's
 monitored devel score (MuSe-Topic: the mean of the topic and emotion scores).
 
 * Records: a trial is an MLflow run of its task's search experiment (`MuSe-Wild-search`, ...,
@@ -49,9 +49,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from muse import tracking
 from muse.errors import MuseError
+from muse.runs.train import train
 from muse.search.space import SearchSpace
 from muse.sweep import devel_objective
-from muse.training import train
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 from muse import plots, tracking
-from muse.evaluation import UNLABELLED, Evaluation
+from muse.runs.evaluation import UNLABELLED, Evaluation
 from muse.tasks import EVALUATED_PARTITIONS, TASKS
 
 CURVE_PREFIXES = ("train/", "devel/")

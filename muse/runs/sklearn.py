@@ -1,20 +1,21 @@
-"""The classical baselines through `train.py` and `evaluate.py`, recorded like the neural ones.
+"""A scikit-learn run: the classical baselines through `train.py` and `evaluate.py`, recorded
+like the neural ones (the same lifecycle, `muse.runs.lifecycle`).
 
-`train_classical(cfg)` is what `muse.training.train` hands a `model.kind: sklearn` config to:
+`train_classical(cfg)` is what `muse.runs.train.train` hands a `model.kind: sklearn` config to:
 it reads the store's segment means, runs the SVM's C sweep per target, saves the fitted models
 as `<log_dir>/checkpoints/<run id>/svm.skops` (the run's best checkpoint, so `evaluate.py
 run_id=...` finds it) and leaves the same MLflow run as a neural training: the resolved config
 as params, the run tags, the official devel/test scores as `best/...` metrics, the prediction
 CSVs, scores.json and the confusion matrices, plus the sweep (`sweep/<target>/devel_uar` and
 `sweep/<target>/C` at step = index of C) and the chosen C (`svm/<target>/C`, param and metric).
-`evaluate_saved` is evaluate.py's path for such a file.
+`evaluate_saved` is evaluate.py's path for such a file. The fitted model itself lives in
+`muse.classical` (its module path is in every saved file).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import traceback
 from pathlib import Path
 
 from mlflow.entities import Metric, Param
@@ -26,14 +27,14 @@ from muse.classical.segments import Segments, load_segments
 from muse.classical.svm import FittedSVM, SVMSettings, fit_target
 from muse.data.datamodule import MuseDataModule
 from muse.data.datasets import predictions_frame
-from muse.data.demo import is_demo_store
 from muse.data.prepare import store_path
 from muse.data.sources import store_for
 from muse.errors import MuseError
-from muse.evaluation import Evaluation
-from muse.reporting import log_run_artifacts, summary
+from muse.runs.artifacts import log_run_artifacts, summary
+from muse.runs.builders import build_datamodule, run_targets
+from muse.runs.evaluation import Evaluation
+from muse.runs.lifecycle import recorded_run
 from muse.tasks import EVALUATED_PARTITIONS
-from muse.training import build_datamodule, checkpoint_dir, output_dir, run_targets
 
 log = logging.getLogger(__name__)
 
@@ -103,32 +104,19 @@ def train_classical(cfg: DictConfig) -> dict:
         scores = evaluation(fit(cfg, datamodule, segments), segments)
         return {"fast_dev_run": True, "metrics": scores.flat_scores("best")}
 
-    logger = tracking.make_logger(cfg)
-    run_id, client, out = logger.run_id, logger.experiment, output_dir(cfg)
-    tracking.log_config(logger, cfg, out)
-    path = checkpoint_dir(cfg, run_id) / MODEL_FILE
-    client.set_tag(run_id, tracking.CHECKPOINT_DIR_TAG, str(path.parent.resolve()))
-    demo = is_demo_store(store)
-    tracking.tag_data(client, run_id, store, demo)
-    try:
+    with recorded_run(cfg, store) as run:
+        path = run.checkpoints / MODEL_FILE
         fitted = fit(cfg, datamodule, segments)
-        _log_sweep(client, run_id, fitted)
+        _log_sweep(run.client, run.run_id, fitted)
         fitted.save(path)
         evaluated = evaluation(fitted, segments)
-        evaluated.write(out / "predictions")
-        log_run_artifacts(client, run_id, evaluated, out)
-        client.set_tag(run_id, tracking.BEST_CHECKPOINT_TAG, str(path.resolve()))
-        tracking.mark(client, run_id, "FINISHED")
-    except KeyboardInterrupt:
-        tracking.mark(client, run_id, "KILLED")
-        raise
-    except BaseException:
-        tracking.mark(client, run_id, "FAILED", traceback.format_exc())
-        raise
-    result = {"run_id": run_id, "tracking_uri": cfg.logger.tracking_uri,
+        evaluated.write(run.out / "predictions")
+        log_run_artifacts(run.client, run.run_id, evaluated, run.out)
+        run.client.set_tag(run.run_id, tracking.BEST_CHECKPOINT_TAG, str(path.resolve()))
+    result = {"run_id": run.run_id, "tracking_uri": cfg.logger.tracking_uri,
               "experiment": cfg.task.experiment_name, "best_checkpoint": str(path.resolve()),
               "devel": evaluated.scores.get("devel"), "test": evaluated.scores.get("test"),
-              "predictions": str(out / "predictions"), "synthetic_demo": demo,
+              "predictions": str(run.out / "predictions"), "synthetic_demo": run.synthetic_demo,
               "C": {target: chosen.C for target, chosen in fitted.fits.items()}}
     print(summary(result))
     return result
@@ -137,7 +125,7 @@ def train_classical(cfg: DictConfig) -> dict:
 def evaluate_saved(path: Path, data_dir: str | None = None) -> tuple[Evaluation, list[str]]:
     """evaluate.py for a saved SVM: the segment means rebuilt from its store (or the task's
     store in `data_dir`), devel and test predicted exactly as the run did; with the scored
-    targets, like `muse.evaluation.evaluate_checkpoint`."""
+    targets, like `muse.runs.evaluate.evaluate_checkpoint`."""
     fitted = FittedSVM.load(path)
     store = store_path(Path(data_dir), fitted.task) if data_dir else fitted.store_path
     datamodule = MuseDataModule(store, fitted.task, fitted.features, targets=fitted.targets,
