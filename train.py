@@ -9,7 +9,6 @@ from omegaconf import DictConfig
 
 from muse.distributed import is_global_zero
 from muse.shell import one_line_errors
-from muse.sweep import devel_objective, write_result
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -21,8 +20,8 @@ def main(cfg: DictConfig) -> float | None:
     result = train(cfg)
     if not is_global_zero():  # another process of a DDP run, sharing rank 0's run folder
         return None
-    write_result(cfg.paths.output_dir, result)  # what the job did, for a sweep's summary
-    return devel_objective(cfg.task.name, result)
+    result.write(cfg.paths.output_dir)  # what the job did, for a sweep's summary
+    return result.objective(cfg.task.name)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def _score(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from muse.report import report
     from muse.report.record import EXPERIMENT
-    from muse.tracking import ui_command
+    from muse.runs.tracking import ui_command
 
     result = report(args.tracking_uri, args.experiments, args.out, tuple(args.formats))
     print(f"report of {len(result.tables)} table(s) written to {result.out}: "

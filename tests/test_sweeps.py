@@ -79,7 +79,7 @@ def test_the_slurm_launcher_config_extends_submitit() -> None:
 
 def test_a_skipped_job_returns_the_scores_its_run_logged() -> None:
     from muse.runs.evaluation import Evaluation
-    from muse.tracking import best_scores
+    from muse.runs.tracking import best_scores
 
     scores = {"devel": {"topic_score": 61.2, "emotion_score": 40.5,
                         "topic": {"f1": 62.0, "uar": 59.6, "score": 61.2},

@@ -9,7 +9,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from muse.sweep import devel_objective
 from muse.tasks import ALL_PARTITIONS, EVALUATED_PARTITIONS, MONITOR, MONITOR_MODE, TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,14 +54,6 @@ def test_combine_takes_tensors():
               "valence": torch.tensor(20.0)}
     score = TASKS["topic"].combine(values, lambda xs: torch.stack(xs).mean())
     assert score.item() == pytest.approx(55.0)
-
-
-def test_objective_reads_the_official_scores():
-    assert devel_objective("wild", {"devel": {"score": 0.41, "arousal": {}}}) == 0.41
-    topic = {"devel": {"emotion_score": 40.5, "topic_score": 61.2}}
-    assert devel_objective("topic", topic) == pytest.approx((61.2 + 40.5) / 2)
-    assert devel_objective("topic", {"devel": {"emotion_score": 40.5}}) is None
-    assert devel_objective("trust", {"devel": None}) is None
 
 
 def test_nothing_sniffs_columns_to_learn_the_task():

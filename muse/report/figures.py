@@ -4,7 +4,7 @@ One panel per partition with scores; per feature set a group of bars, one per sy
 mean over seeds with a +-sd error bar and every seed's score as a dot, so two seeds that
 disagree are visible at a glance; a hollow diamond marks the paper's published value (real
 MuSe-CaR) where it has one. Built with matplotlib's object-oriented API like
-`muse.plots` (no pyplot state).
+`muse.runs.plots` (no pyplot state).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 
 
 def _json_list(value: str | None) -> list[str] | None:
-    """A list param as flattened by muse.tracking (JSON); None when unset or not a list."""
+    """A list param as flattened by muse.runs.tracking (JSON); None when unset or not a list."""
     if value is None:
         return None
     try:

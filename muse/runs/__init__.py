@@ -7,5 +7,7 @@ Imports flow one way, from the entry points down:
   `builders` (datamodule, module, targets, folders from the config);
 * `evaluate` (`evaluate(cfg)`: dispatch on the checkpoint's kind) -> `evaluation` (predict a
   partition, write it in the submission layout, score it officially);
-* `artifacts`: what a finished run leaves in MLflow and prints (scores, predictions, plots).
+* `artifacts` (with `plots`): what a finished run leaves in MLflow and prints;
+* `tracking`: the MLflow store, run names, tags, config hashes; `result`: the typed result of a
+  run; `sweeps`: the Hydra callback that keeps a multirun going past failed jobs.
 """

@@ -8,8 +8,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from muse import plots, tracking
+from muse.runs import plots, tracking
 from muse.runs.evaluation import UNLABELLED, Evaluation
+from muse.runs.result import RunResult
 from muse.tasks import EVALUATED_PARTITIONS, TASKS
 
 CURVE_PREFIXES = ("train/", "devel/")
@@ -55,14 +56,14 @@ def metric_history(client: MlflowClient, run_id: str) -> dict[str, list[tuple[in
     return history
 
 
-def summary(result: dict) -> str:
+def summary(result: RunResult) -> str:
     """The lines a run ends with: scores, where it is recorded, how to look at it."""
-    lines = ["", f"MuSe run {result['run_id']} ({result['experiment']})"]
-    if result.get("synthetic_demo"):
+    lines = ["", f"MuSe run {result.run_id} ({result.experiment})"]
+    if result.synthetic_demo:
         lines.append("  data: the synthetic demo MuSe-CaR, not the challenge package (train on "
                      "the real data with data.package=/path/to/muse2020)")
     for partition in EVALUATED_PARTITIONS:
-        scores = result.get(partition)
+        scores = result.scores(partition)
         if scores is None:
             lines.append(f"  {partition}: not scored (labels masked, or a scored target not "
                          "learned), predictions written only")
@@ -73,8 +74,8 @@ def summary(result: dict) -> str:
         unlabelled = scores.get(UNLABELLED)
         left_out = [f"{unlabelled} unlabelled rows not scored"] if unlabelled else []
         lines.append(f"  {partition}: " + ", ".join(overall + targets + left_out))
-    lines.append(f"  predictions (submission layout): {result['predictions']}")
-    lines.append(f"  best checkpoint: {result['best_checkpoint']}")
-    lines.append(f"  recorded in {result['tracking_uri']}")
-    lines.append(f"  look at it: {tracking.ui_command(result['tracking_uri'])}")
+    lines.append(f"  predictions (submission layout): {result.predictions}")
+    lines.append(f"  best checkpoint: {result.best_checkpoint}")
+    lines.append(f"  recorded in {result.tracking_uri}")
+    lines.append(f"  look at it: {tracking.ui_command(result.tracking_uri)}")
     return "\n".join(lines)

@@ -14,11 +14,11 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
-from muse import tracking
 from muse.data.datamodule import MuseDataModule
 from muse.data.prepare import store_path
 from muse.errors import MuseError
 from muse.module import MuseModule
+from muse.runs import tracking
 from muse.runs.evaluation import Evaluation, combine, evaluate_module
 from muse.runs.sklearn import evaluate_saved
 

@@ -22,8 +22,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import MLFlowLogger
 
-from muse import locks, tracking
+from muse import locks
 from muse.data.demo import is_demo_store
+from muse.runs import tracking
 from muse.runs.builders import checkpoint_dir, output_dir, run_lock
 
 log = logging.getLogger(__name__)

@@ -22,11 +22,12 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, OnExcept
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.trainer.states import TrainerStatus
 
-from muse import distributed, tracking
+from muse import distributed
 from muse.data.datamodule import MuseDataModule
 from muse.data.sources import store_for
 from muse.errors import MuseError
 from muse.module import MuseModule
+from muse.runs import tracking
 from muse.runs.artifacts import log_run_artifacts, summary
 from muse.runs.builders import (
     build_datamodule,
@@ -37,6 +38,7 @@ from muse.runs.builders import (
 )
 from muse.runs.evaluation import Evaluation, combine, evaluate_module
 from muse.runs.lifecycle import OpenRun, recorded_run
+from muse.runs.result import FastDevRun, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def interrupted_run(cfg: DictConfig) -> Resume:
     return Resume(run_id, path) if path is not None and path.is_file() else Resume()
 
 
-def train_lightning(cfg: DictConfig) -> dict:
+def train_lightning(cfg: DictConfig) -> RunResult | FastDevRun | None:
     """`train(cfg)` for a Lightning model: fit, evaluate the best epoch, record everything."""
     pl.seed_everything(cfg.seed, workers=True)
     store = store_for(cfg.task.name, cfg.data.dir, cfg.data.package)
@@ -97,7 +99,7 @@ def train_lightning(cfg: DictConfig) -> dict:
             trainer.fit(module, datamodule=datamodule)
             trainer.test(module, datamodule=datamodule)
             metrics |= dict(trainer.callback_metrics)
-        return {"fast_dev_run": True, "metrics": metrics}
+        return FastDevRun(metrics)
 
     resume = resume_point(cfg)
     if not distributed.is_global_zero():
@@ -105,10 +107,9 @@ def train_lightning(cfg: DictConfig) -> dict:
     check_data(cfg, store, groups)  # a configuration error ends here, before a run is recorded
     with recorded_run(cfg, store, resume.run_id, resume.checkpoint) as run:
         evaluation, best_path = _train_run(cfg, store, groups, resume, run)
-    result = {"run_id": run.run_id, "tracking_uri": cfg.logger.tracking_uri,
-              "experiment": cfg.task.experiment_name, "best_checkpoint": best_path,
-              "devel": evaluation.scores.get("devel"), "test": evaluation.scores.get("test"),
-              "predictions": str(run.out / "predictions"), "synthetic_demo": run.synthetic_demo}
+    result = RunResult(run.run_id, cfg.logger.tracking_uri, cfg.task.experiment_name,
+                       best_path, str(run.out / "predictions"), evaluation.scores.get("devel"),
+                       evaluation.scores.get("test"), run.synthetic_demo)
     print(summary(result))
     return result
 
@@ -243,7 +244,7 @@ def _target_fit(cfg: DictConfig, store: Path, group: list[str], parent_id: str,
 
 
 def _train_other_rank(cfg: DictConfig, store: Path, groups: list[list[str]],
-                      resume: Resume) -> dict:
+                      resume: Resume) -> None:
     """A process of a multi-process (DDP) run other than rank 0: the same fits as rank 0, in step.
 
     Lightning hands every process rank 0's checkpoint folder when a fit starts; the MLflow
@@ -261,4 +262,3 @@ def _train_other_rank(cfg: DictConfig, store: Path, groups: list[list[str]],
             fit = Fit(cfg, store, group, None, out,
                       resume.checkpoint if len(groups) == 1 else None)
         fit.run(out)
-    return {}

@@ -22,7 +22,6 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from muse import tracking
 from muse.classical.segments import Segments, load_segments
 from muse.classical.svm import FittedSVM, SVMSettings, fit_target
 from muse.data.datamodule import MuseDataModule
@@ -30,10 +29,12 @@ from muse.data.datasets import predictions_frame
 from muse.data.prepare import store_path
 from muse.data.sources import store_for
 from muse.errors import MuseError
+from muse.runs import tracking
 from muse.runs.artifacts import log_run_artifacts, summary
 from muse.runs.builders import build_datamodule, run_targets
 from muse.runs.evaluation import Evaluation
 from muse.runs.lifecycle import recorded_run
+from muse.runs.result import FastDevRun, RunResult
 from muse.tasks import EVALUATED_PARTITIONS
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _log_sweep(client: MlflowClient, run_id: str, fitted: FittedSVM) -> None:
     client.log_batch(run_id, metrics=metrics, params=params)
 
 
-def train_classical(cfg: DictConfig) -> dict:
+def train_classical(cfg: DictConfig) -> RunResult | FastDevRun:
     """`train(cfg)` for `model.kind: sklearn`: sweep, refit, save, evaluate and record."""
     run_targets(cfg)  # a model for other sub-challenges fails here, before any data work
     if cfg.get("ckpt_path") is not None:
@@ -102,7 +103,7 @@ def train_classical(cfg: DictConfig) -> dict:
              segments.features.shape[1], ", ".join(datamodule.targets))
     if cfg.trainer.get("fast_dev_run"):
         scores = evaluation(fit(cfg, datamodule, segments), segments)
-        return {"fast_dev_run": True, "metrics": scores.flat_scores("best")}
+        return FastDevRun(scores.flat_scores("best"))
 
     with recorded_run(cfg, store) as run:
         path = run.checkpoints / MODEL_FILE
@@ -113,11 +114,11 @@ def train_classical(cfg: DictConfig) -> dict:
         evaluated.write(run.out / "predictions")
         log_run_artifacts(run.client, run.run_id, evaluated, run.out)
         run.client.set_tag(run.run_id, tracking.BEST_CHECKPOINT_TAG, str(path.resolve()))
-    result = {"run_id": run.run_id, "tracking_uri": cfg.logger.tracking_uri,
-              "experiment": cfg.task.experiment_name, "best_checkpoint": str(path.resolve()),
-              "devel": evaluated.scores.get("devel"), "test": evaluated.scores.get("test"),
-              "predictions": str(run.out / "predictions"), "synthetic_demo": run.synthetic_demo,
-              "C": {target: chosen.C for target, chosen in fitted.fits.items()}}
+    result = RunResult(run.run_id, cfg.logger.tracking_uri, cfg.task.experiment_name,
+                       str(path.resolve()), str(run.out / "predictions"),
+                       evaluated.scores.get("devel"), evaluated.scores.get("test"),
+                       run.synthetic_demo,
+                       chosen={"C": {target: fit.C for target, fit in fitted.fits.items()}})
     print(summary(result))
     return result
 

@@ -12,8 +12,9 @@ import logging
 
 from omegaconf import DictConfig
 
-from muse import tracking
+from muse.runs import tracking
 from muse.runs.lightning import train_lightning
+from muse.runs.result import FastDevRun, RunResult
 from muse.runs.sklearn import train_classical
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 SKLEARN = "sklearn"  # `model.kind` of the scikit-learn baselines
 
 
-def finished_result(cfg: DictConfig) -> dict | None:
+def finished_result(cfg: DictConfig) -> RunResult | None:
     """With `skip_finished`: the stored result of a FINISHED run of this exact configuration
     (None: there is none, so the run trains)."""
     if not cfg.get("skip_finished") or cfg.trainer.get("fast_dev_run"):
@@ -32,15 +33,15 @@ def finished_result(cfg: DictConfig) -> dict | None:
         return None
     log.info("skipping %s: finished as run %s", tracking.run_name(cfg), run.info.run_id)
     scores = tracking.best_scores(run)
-    return {"run_id": run.info.run_id, "tracking_uri": cfg.logger.tracking_uri,
-            "experiment": cfg.task.experiment_name,
-            "best_checkpoint": run.data.tags.get(tracking.BEST_CHECKPOINT_TAG, ""),
-            "devel": scores.get("devel"), "test": scores.get("test"),
-            "predictions": f"{run.info.artifact_uri}/predictions", "skipped": True}
+    return RunResult(run.info.run_id, cfg.logger.tracking_uri, cfg.task.experiment_name,
+                     run.data.tags.get(tracking.BEST_CHECKPOINT_TAG, ""),
+                     f"{run.info.artifact_uri}/predictions", scores.get("devel"),
+                     scores.get("test"), skipped=True)
 
 
-def train(cfg: DictConfig) -> dict:
-    """Train, evaluate the best epoch and record everything; returns scores and locations."""
+def train(cfg: DictConfig) -> RunResult | FastDevRun | None:
+    """Train, evaluate the best epoch and record everything; returns scores and locations
+    (None on the processes of a multi-process run other than rank 0, which record nothing)."""
     finished = finished_result(cfg)
     if finished is not None:
         return finished

@@ -7,7 +7,7 @@ raises the first of them again, which would end the multirun without a word abou
 
 * before any job starts, opens the MLflow store, so that parallel jobs do not race to create
   its tables (the data directory and the experiments are guarded where they are made:
-  `muse.data.sources.store_for`, `muse.tracking.ensure_experiment`);
+  `muse.data.sources.store_for`, `muse.runs.tracking.ensure_experiment`);
 * after each job, where the job ran (a joblib worker, a SLURM node), writes the job's outcome
   to `job.json` in the job's folder: finished, skipped (its configuration had finished before:
   `skip_finished`) or failed, with its overrides, run and devel score, or its error; a failed
@@ -30,26 +30,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from muse.tasks import TASKS
+from muse.runs.result import RESULT_FILE, read_result
 
 log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
-RESULT_FILE = "result.json"
 STATUSES = ("finished", "skipped", "failed")
-
-
-def devel_objective(task: str, result: dict) -> float | None:
-    """The value sweepers and searches optimise: the run's official devel score as the task
-    monitors it (`muse.tasks.Task.objective`); None unscored."""
-    return TASKS[task].objective(result.get("devel"))
-
-
-def write_result(output_dir: str | Path, result: dict) -> None:
-    """A job's result (run id, scores, whether it was skipped) in its folder, for the summary."""
-    path = Path(output_dir) / RESULT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, default=str))
 
 
 def job_outcome(job: str, job_return: JobReturn, output_dir: Path) -> dict[str, Any]:
@@ -61,9 +47,10 @@ def job_outcome(job: str, job_return: JobReturn, output_dir: Path) -> dict[str, 
         first_line = next(iter(str(error).splitlines()), "")  # the whole traceback is logged
         return outcome | {"status": "failed", "error": f"{type(error).__name__}: {first_line}"}
     result_file = output_dir / RESULT_FILE
-    result = json.loads(result_file.read_text()) if result_file.is_file() else {}
-    return outcome | {"status": "skipped" if result.get("skipped") else "finished",
-                      "run_id": result.get("run_id"), "score": job_return._return_value}
+    result = read_result(result_file) if result_file.is_file() else None
+    return outcome | {"status": "skipped" if result and result.skipped else "finished",
+                      "run_id": result.run_id if result else None,
+                      "score": job_return._return_value}
 
 
 def summary(outcomes: list[dict[str, Any]], sweep_dir: Path) -> str:
