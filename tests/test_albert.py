@@ -73,8 +73,8 @@ def learning_store(tmp_path_factory) -> Path:
     The demo's 13 train segments (one or two per topic) are too few for a model that starts
     from random weights; eGeMAPS is there only because a package needs a feature set.
     """
-    from muse.data.prepare import prepare
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
+    from muse.store.prepare import prepare
 
     package = synthesize(tmp_path_factory.mktemp("albert") / "muse2020", videos=24, minutes=2.0,
                          seed=7, features=["egemaps"])

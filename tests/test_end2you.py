@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from muse.data.datamodule import MuseDataModule
-from muse.data.layout import aggregated_file
 from muse.errors import MuseError
 from muse.models.end2you import AudioCNN, End2You
 from muse.module import MuseModule
+from muse.package.layout import aggregated_file
 from muse.runs.evaluate import evaluate
 from muse.runs.train import train
 from muse.scoring import score_files

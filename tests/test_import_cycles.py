@@ -1,4 +1,5 @@
-"""Imports inside muse flow one way: no module reaches back to one that imports it.
+"""Imports inside muse flow one way: no module reaches back to one that imports it, and the
+layers (package -> store -> data -> runs, from the bottom) are imported only downwards.
 
 The graph counts every `import` of a muse module, at module level or inside a function, so an
 import moved into a function to dodge a cycle is still a cycle here. Function-level imports stay
@@ -8,6 +9,9 @@ allowed for what they are good for (the CLI and train.py not loading torch befor
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +86,34 @@ def test_no_import_cycle_in_muse():
     assert "muse.runs.train" in graph  # the walk sees the package
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+# Layers from the bottom: a module imports only from its own layer or those below it.
+LAYERS = ("muse.package", "muse.store", "muse.data", "muse.runs")
+
+
+def layer(module: str) -> int | None:
+    for index, name in enumerate(LAYERS):
+        if module == name or module.startswith(name + "."):
+            return index
+    return None
+
+
+def test_imports_flow_down_the_layers():
+    upward = [f"{module} -> {dep}" for module, deps in sorted(import_graph().items())
+              for dep in sorted(deps)
+              if layer(module) is not None and layer(dep) is not None
+              and layer(dep) > layer(module)]
+    assert upward == []
+
+
+def test_the_package_and_store_sides_do_not_import_torch():
+    code = ("import importlib, pkgutil, sys, muse.package, muse.store\n"
+            "for pkg in (muse.package, muse.store):\n"
+            "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+            "        importlib.import_module(m.name)\n"
+            "print('torch' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"

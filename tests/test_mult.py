@@ -312,8 +312,8 @@ def topic_majority_score(dm: MuseDataModule) -> float:
 def learning_topic_store(tmp_path_factory) -> Path:
     """24 videos of two minutes (84 train and 31 devel segments): enough to learn ten topics
     from; no raw audio, which the model does not read."""
-    from muse.data.prepare import prepare
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
+    from muse.store.prepare import prepare
 
     package = synthesize(tmp_path_factory.mktemp("mmt_learning") / "muse2020", videos=24,
                          minutes=2.0, seed=7, features=FT_GE_AU)

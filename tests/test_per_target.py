@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
-from muse.data.layout import aggregated_file
+from muse.package.layout import aggregated_file
 from muse.runs.evaluate import evaluate
 from muse.runs.tracking import BEST_CHECKPOINT_TAG, PARENT_TAG, TARGET_TAG, mark
 from muse.runs.train import train

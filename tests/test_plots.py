@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from muse.data.layout import TOPIC_NAMES
 from muse.metrics import classification_scores, official_ccc, round_ccc
+from muse.package.layout import TOPIC_NAMES
 from muse.runs.plots import (
     SHORT_TOPIC_NAMES,
     confusion_matrices,

@@ -24,12 +24,11 @@ from sklearn.svm import LinearSVC
 
 from muse.classical.segments import Segments, load_segments, segment_means
 from muse.classical.svm import FittedSVM, SVMSettings, choose, fit_target
-from muse.data.datamodule import MuseDataModule
-from muse.data.store import MemoryRows
 from muse.errors import MuseError
 from muse.runs.evaluate import evaluate
 from muse.runs.sklearn import MODEL_FILE
 from muse.runs.train import train
+from muse.store.reader import MemoryRows, Store
 
 CONF = str(Path(__file__).parents[1] / "conf")
 TARGETS = ("topic", "arousal", "valence")
@@ -48,8 +47,8 @@ def config(root: Path, *overrides: str, name: str = "train") -> DictConfig:
 def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(package, topic store): 24 one-minute videos, enough segments for the SVM to learn
     arousal from egemaps (the 8-video session demo has 11 train and 9 devel segments)."""
-    from muse.data.prepare import prepare
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
+    from muse.store.prepare import prepare
 
     out = tmp_path_factory.mktemp("svm_package")
     path = synthesize(out / "muse2020", videos=24, minutes=1.0, seed=3,
@@ -118,10 +117,10 @@ def test_the_chosen_C_has_the_best_devel_uar(svm_run, package) -> None:
 
 def test_segment_means_match_the_file(package) -> None:
     ref = reference_segments(package[1])
-    segments = load_segments(MuseDataModule(package[1], "topic", ["egemaps"]))
+    segments = load_segments(Store(package[1]), ["egemaps"])
     np.testing.assert_allclose(segments.features, ref["x"], rtol=1e-12)
-    streamed = load_segments(MuseDataModule(package[1], "topic", ["egemaps"],
-                                            memory_budget_mb=0))  # read segment by segment
+    streamed = load_segments(Store(package[1], memory_budget_mb=0),
+                             ["egemaps"])  # read segment by segment
     np.testing.assert_array_equal(streamed.features, segments.features)
     np.testing.assert_array_equal(segments.partitions, ref["partition"])
     for target in TARGETS:
@@ -182,7 +181,7 @@ def test_unlabelled_segments_are_not_fitted_on() -> None:
 def test_segment_means_need_an_aligned_table(package) -> None:
     with pytest.raises(MuseError, match="data.alignment=unaligned: .* egemaps_aligned or "
                                         "fasttext_aligned"):
-        load_segments(MuseDataModule(package[1], "topic", ["egemaps"], alignment="unaligned"))
+        load_segments(Store(package[1]), ["egemaps"], table="unaligned")
 
 
 def test_segment_means_give_zeros_to_an_empty_segment() -> None:

@@ -13,7 +13,7 @@ import pytest
 from scipy.io import wavfile
 
 from muse.cli import main as muse_main
-from muse.data.layout import (
+from muse.package.layout import (
     CEILINGS_FILE,
     FEATURE_SETS,
     PARTITION_FILE,
@@ -30,11 +30,11 @@ from muse.data.layout import (
     label_dir,
     transcript_file,
 )
-from muse.data.synthetic import SCALES, SynthesisError, synthesize
-from muse.data.synthetic import build as synth_build
-from muse.data.synthetic.ceilings import ccc, topic_score
-from muse.data.synthetic.plan import plan_package
-from muse.data.synthetic.text import (
+from muse.package.synthetic import SCALES, SynthesisError, synthesize
+from muse.package.synthetic import build as synth_build
+from muse.package.synthetic.ceilings import ccc, topic_score
+from muse.package.synthetic.plan import plan_package
+from muse.package.synthetic.text import (
     ADVERT_WORDS,
     CREDIBLE_WORDS,
     DUBIOUS_WORDS,

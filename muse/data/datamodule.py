@@ -27,10 +27,8 @@ from muse.data.datasets import (
     make_windows,
     predictions_frame,
 )
-from muse.data.layout import EMOTION_CLASSES, STEP_MS, TOPIC_NAMES
 from muse.data.normalization import Normalizer
 from muse.data.sharding import evaluation_sampler
-from muse.data.store import Store
 from muse.data.unaligned import (
     UNALIGNED,
     collate_unaligned,
@@ -38,6 +36,8 @@ from muse.data.unaligned import (
     unaligned_table,
 )
 from muse.errors import StoreError
+from muse.package.layout import EMOTION_CLASSES, STEP_MS, TOPIC_NAMES
+from muse.store.reader import Store
 from muse.tasks import ALL_PARTITIONS, TASKS
 
 CONTINUOUS_TABLE = "label_aligned"

@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from muse.data.normalization import Normalizer
-from muse.data.store import Audio, MemoryRows, StreamedRows
+from muse.store.reader import Audio, MemoryRows, StreamedRows
 
 Rows = MemoryRows | StreamedRows
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from muse.data.store import MemoryRows, StreamedRows
+from muse.store.reader import MemoryRows, StreamedRows
 
 
 class Normalizer:

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from muse.data.datasets import _mask, _pad
 from muse.data.normalization import Normalizer
-from muse.data.store import MemoryRows, Store, StreamedRows
+from muse.store.reader import MemoryRows, Store, StreamedRows
 from muse.tasks import ALL_PARTITIONS
 
 UNALIGNED = "unaligned"

@@ -15,12 +15,12 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from muse.data.datamodule import MuseDataModule
-from muse.data.prepare import store_path
 from muse.errors import MuseError
 from muse.module import MuseModule
 from muse.runs import tracking
 from muse.runs.evaluation import Evaluation, combine, evaluate_module
 from muse.runs.sklearn import evaluate_saved
+from muse.store.prepare import store_path
 
 # What loading a truncated, corrupt or foreign file as a Lightning checkpoint raises (torch's
 # zip reader, its weights-only unpickler, a missing key or constructor argument).

@@ -23,9 +23,9 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import MLFlowLogger
 
 from muse import locks
-from muse.data.demo import is_demo_store
 from muse.runs import tracking
 from muse.runs.builders import checkpoint_dir, output_dir, run_lock
+from muse.store.demo import is_demo_store
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from pytorch_lightning.trainer.states import TrainerStatus
 
 from muse import distributed
 from muse.data.datamodule import MuseDataModule
-from muse.data.sources import store_for
 from muse.errors import MuseError
 from muse.module import MuseModule
 from muse.runs import tracking
@@ -39,6 +38,7 @@ from muse.runs.builders import (
 from muse.runs.evaluation import Evaluation, combine, evaluate_module
 from muse.runs.lifecycle import OpenRun, recorded_run
 from muse.runs.result import FastDevRun, RunResult
+from muse.store.sources import store_for
 
 log = logging.getLogger(__name__)
 

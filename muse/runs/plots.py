@@ -23,8 +23,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from muse.data.layout import EMOTION_CLASSES, STEP_MS, TOPIC_NAMES
 from muse.metrics.functional import classification_scores, official_ccc, round_ccc
+from muse.package.layout import EMOTION_CLASSES, STEP_MS, TOPIC_NAMES
 from muse.tasks import TASKS
 
 EMOTION_NAMES = ("low", "medium", "high")

@@ -24,18 +24,18 @@ from omegaconf import DictConfig
 
 from muse.classical.segments import Segments, load_segments
 from muse.classical.svm import FittedSVM, SVMSettings, fit_target
-from muse.data.datamodule import MuseDataModule
 from muse.data.datasets import predictions_frame
-from muse.data.prepare import store_path
-from muse.data.sources import store_for
-from muse.errors import MuseError
+from muse.errors import MuseError, StoreError
 from muse.runs import tracking
 from muse.runs.artifacts import log_run_artifacts, summary
-from muse.runs.builders import build_datamodule, run_targets
+from muse.runs.builders import run_targets
 from muse.runs.evaluation import Evaluation
 from muse.runs.lifecycle import recorded_run
 from muse.runs.result import FastDevRun, RunResult
-from muse.tasks import EVALUATED_PARTITIONS
+from muse.store.prepare import store_path
+from muse.store.reader import Store
+from muse.store.sources import store_for
+from muse.tasks import EVALUATED_PARTITIONS, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,14 @@ def settings(cfg: DictConfig) -> SVMSettings:
                        balanced=bool(balanced), max_iter=int(model.max_iter), seed=int(cfg.seed))
 
 
-def fit(cfg: DictConfig, datamodule: MuseDataModule, segments: Segments) -> FittedSVM:
-    chosen = settings(cfg)
+def fit(cfg: DictConfig, store: Path, table: str, features: list[str],
+        segments: Segments) -> FittedSVM:
+    """The SVM of every target of `segments`, read from `store`'s `table` and `features`."""
+    chosen, targets = settings(cfg), list(segments.labels)
     return FittedSVM(
-        task=cfg.task.name, store_path=str(datamodule.store_path), table=datamodule.table,
-        features=list(datamodule.features), feature_dim=segments.features.shape[1],
-        targets=list(datamodule.targets), scored=list(cfg.task.scored), settings=chosen,
-        fits={target: fit_target(segments, target, chosen) for target in datamodule.targets},
+        task=cfg.task.name, store_path=str(store), table=table, features=features,
+        feature_dim=segments.features.shape[1], targets=targets, scored=list(cfg.task.scored),
+        settings=chosen, fits={target: fit_target(segments, target, chosen) for target in targets},
     )
 
 
@@ -90,6 +91,14 @@ def _log_sweep(client: MlflowClient, run_id: str, fitted: FittedSVM) -> None:
     client.log_batch(run_id, metrics=metrics, params=params)
 
 
+def open_store(path: Path, cfg: DictConfig) -> Store:
+    """The run's store, which must be its task's."""
+    store = Store(path, cfg.data.memory_budget_mb)
+    if store.task != cfg.task.name:
+        raise StoreError(f"{store.path}: a {store.task} store, not {cfg.task.name}")
+    return store
+
+
 def train_classical(cfg: DictConfig) -> RunResult | FastDevRun:
     """`train(cfg)` for `model.kind: sklearn`: sweep, refit, save, evaluate and record."""
     run_targets(cfg)  # a model for other sub-challenges fails here, before any data work
@@ -97,17 +106,18 @@ def train_classical(cfg: DictConfig) -> RunResult | FastDevRun:
         raise MuseError(f"ckpt_path={cfg.ckpt_path}: model={cfg.model.name} trains in one go, "
                         "there is nothing to resume; run it again without ckpt_path")
     store = store_for(cfg.task.name, cfg.data.dir, cfg.data.package)
-    datamodule = build_datamodule(cfg, store)
-    segments = load_segments(datamodule)
+    table = cfg.data.alignment or TASKS[cfg.task.name].aligned[0]
+    features = [str(name) for name in cfg.features.names]
+    segments = load_segments(open_store(store, cfg), features, table, run_targets(cfg))
     log.info("%s: %d segments, %d mean features, targets %s", store, len(segments.video_ids),
-             segments.features.shape[1], ", ".join(datamodule.targets))
+             segments.features.shape[1], ", ".join(segments.labels))
     if cfg.trainer.get("fast_dev_run"):
-        scores = evaluation(fit(cfg, datamodule, segments), segments)
+        scores = evaluation(fit(cfg, store, table, features, segments), segments)
         return FastDevRun(scores.flat_scores("best"))
 
     with recorded_run(cfg, store) as run:
         path = run.checkpoints / MODEL_FILE
-        fitted = fit(cfg, datamodule, segments)
+        fitted = fit(cfg, store, table, features, segments)
         _log_sweep(run.client, run.run_id, fitted)
         fitted.save(path)
         evaluated = evaluation(fitted, segments)
@@ -129,6 +139,5 @@ def evaluate_saved(path: Path, data_dir: str | None = None) -> tuple[Evaluation,
     targets, like `muse.runs.evaluate.evaluate_checkpoint`."""
     fitted = FittedSVM.load(path)
     store = store_path(Path(data_dir), fitted.task) if data_dir else fitted.store_path
-    datamodule = MuseDataModule(store, fitted.task, fitted.features, targets=fitted.targets,
-                                alignment=fitted.table)
-    return evaluation(fitted, load_segments(datamodule)), fitted.scored
+    segments = load_segments(Store(store), fitted.features, fitted.table, fitted.targets)
+    return evaluation(fitted, segments), fitted.scored

@@ -7,7 +7,7 @@ raises the first of them again, which would end the multirun without a word abou
 
 * before any job starts, opens the MLflow store, so that parallel jobs do not race to create
   its tables (the data directory and the experiments are guarded where they are made:
-  `muse.data.sources.store_for`, `muse.runs.tracking.ensure_experiment`);
+  `muse.store.sources.store_for`, `muse.runs.tracking.ensure_experiment`);
 * after each job, where the job ran (a joblib worker, a SLURM node), writes the job's outcome
   to `job.json` in the job's folder: finished, skipped (its configuration had finished before:
   `skip_finished`) or failed, with its overrides, run and devel score, or its error; a failed
