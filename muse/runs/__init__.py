@@ -9,5 +9,5 @@ Imports flow one way, from the entry points down:
   partition, write it in the submission layout, score it officially);
 * `artifacts` (with `plots`): what a finished run leaves in MLflow and prints;
 * `tracking`: the MLflow store, run names, tags, config hashes; `result`: the typed result of a
-  run; `sweeps`: the Hydra callback that keeps a multirun going past failed jobs.
+  run; `multirun`: the Hydra callback that keeps a multirun going past failed jobs.
 """
