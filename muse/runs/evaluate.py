@@ -1,8 +1,8 @@
 """`evaluate(cfg)` (evaluate.py): a finished run's checkpoints predicted, scored and submitted.
 
 The checkpoint's kind decides how it is rebuilt: a Lightning checkpoint gives the module and
-the datamodule back (`load_from_checkpoint`), a saved scikit-learn model
-(`.skops`) its own store and segment means (`muse.runs.sklearn.evaluate_saved`).
+the datamodule back (`load_from_checkpoint`), a saved scikit-learn model (`.skops`) its own
+store and segment means (`muse.runs.sklearn.evaluate_saved`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from muse.store.prepare import store_path
 # zip reader, its weights-only unpickler, a missing key or constructor argument).
 UNREADABLE = (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
               OSError, AttributeError)
+
 
 def locate_checkpoints(cfg: DictConfig) -> tuple[list[Path], str | None]:
     """The checkpoints to evaluate (one per model of the run) and the MLflow run they belong
