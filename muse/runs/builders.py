@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import Callback
 
 from muse.data.datamodule import MuseDataModule
 from muse.errors import MuseError
@@ -99,6 +101,16 @@ def build_module(cfg: DictConfig, datamodule: MuseDataModule) -> MuseModule:
         scheduler=container.get("scheduler"),
         output_activation=container.get("output_activation"),
     )
+
+
+def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> dict[str, Callback]:
+    """Every callback of `cfg.callbacks` (one config file each), by name; the data fact they
+    leave open, `dirpath`, is the run's checkpoint folder."""
+    built = {}
+    for name, node in cfg.callbacks.items():
+        facts = {"dirpath": str(ckpt_dir)} if "dirpath" in node else {}
+        built[str(name)] = instantiate(node, **facts)
+    return built
 
 
 def checkpoint_dir(cfg: DictConfig, run_id: str) -> Path:

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, OnExceptionCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.trainer.states import TrainerStatus
 
@@ -29,6 +28,7 @@ from muse.module import MuseModule
 from muse.runs import tracking
 from muse.runs.artifacts import log_run_artifacts, summary
 from muse.runs.builders import (
+    build_callbacks,
     build_datamodule,
     build_module,
     checkpoint_dir,
@@ -41,6 +41,8 @@ from muse.runs.result import FastDevRun, RunResult
 from muse.store.sources import store_for
 
 log = logging.getLogger(__name__)
+
+BEST = "checkpoint"  # the callback (conf/callbacks/checkpoint.yaml) keeping the best epoch
 
 
 @dataclass
@@ -187,13 +189,10 @@ class Fit:
         cfg = self.cfg
         datamodule = build_datamodule(cfg, self.store, self.targets)
         module = build_module(cfg, datamodule)
-        best = ModelCheckpoint(dirpath=self.ckpt_dir, filename="best-{epoch:03d}", save_last=True,
-                               monitor=cfg.callbacks.checkpoint.monitor,
-                               mode=cfg.callbacks.checkpoint.mode, auto_insert_metric_name=False)
-        callbacks = [best, EarlyStopping(**cfg.callbacks.early_stopping),
-                     OnExceptionCheckpoint(dirpath=self.ckpt_dir, filename="last")]
-        self.trainer = instantiate(cfg.trainer, logger=self.logger or False, callbacks=callbacks,
-                                   default_root_dir=str(out))
+        callbacks = build_callbacks(cfg, self.ckpt_dir)
+        best = callbacks[BEST]
+        self.trainer = instantiate(cfg.trainer, logger=self.logger or False,
+                                   callbacks=list(callbacks.values()), default_root_dir=str(out))
         self.trainer.fit(module, datamodule=datamodule, ckpt_path=self.checkpoint)
         self.best_path = str(Path(best.best_model_path).resolve()) if best.best_model_path else ""
         if self.logger is None:  # another rank: rank 0 evaluates and records

@@ -40,6 +40,11 @@ DEMO_TAG = "muse.synthetic_demo"  # "true" when that store is the built-in synth
 # Settings that change where or how fast a run goes, not what it computes.
 _NOT_HASHED = ("ckpt_path", "skip_finished", "paths", "hydra", "logger", "debug")
 _NOT_HASHED_TRAINER = ("enable_progress_bar", "accelerator", "devices")
+# Callbacks: which class and where it writes change nothing the run computes, nor does the
+# exception checkpoint. Left out, the hashes equal those of the runs recorded before callbacks
+# had their own `_target_` files, so `skip_finished` still finds those runs.
+_NOT_HASHED_CALLBACKS = ("on_exception",)
+_NOT_HASHED_CALLBACK_KEYS = ("_target_", "dirpath", "filename", "auto_insert_metric_name")
 
 
 SQLITE = "sqlite:///"
@@ -80,6 +85,10 @@ def config_hash(cfg: DictConfig) -> str:
     tree = {k: v for k, v in resolved(cfg).items() if k not in _NOT_HASHED}
     trainer = {k: v for k, v in tree.get("trainer", {}).items() if k not in _NOT_HASHED_TRAINER}
     tree["trainer"] = trainer
+    if "callbacks" in tree:
+        tree["callbacks"] = {
+            name: {k: v for k, v in node.items() if k not in _NOT_HASHED_CALLBACK_KEYS}
+            for name, node in tree["callbacks"].items() if name not in _NOT_HASHED_CALLBACKS}
     tree.get("data", {}).pop("dir", None)
     tree.get("data", {}).pop("num_workers", None)
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
