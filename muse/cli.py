@@ -1,4 +1,5 @@
-"""The `muse` command: synth, prepare, demo, score and report subcommands over the muse package."""
+"""The `muse` command: synth, prepare, demo, score, report and extract subcommands over the muse
+package."""
 
 from __future__ import annotations
 
@@ -71,6 +72,15 @@ def _report(args: argparse.Namespace) -> None:
           f"{ui_command(result.tracking_uri)}")
 
 
+def _extract(args: argparse.Namespace) -> None:
+    from muse.extract import extract_package
+
+    out = extract_package(args.media, args.out, transcripts=args.transcripts,
+                          fasttext_model=args.fasttext_model, features=args.features,
+                          labels=args.labels, workers=args.workers)
+    print(f"package written to {out}; next: muse prepare --package {out} --out DIR")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="muse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", dest="formats", type=_csv_list, default=["md", "csv"],
                         help="comma-separated, from md,csv,html (PNG figures always)")
     report.set_defaults(run=_report)
+
+    extract = commands.add_parser(
+        "extract", help="new media (audio or video files) -> a package in the official layout")
+    extract.add_argument("--media", type=Path, nargs="+", required=True,
+                         help="media files (wav, flac, mp3, mp4, mkv, webm) or folders of them")
+    extract.add_argument("--out", type=Path, required=True, help="the new package folder")
+    extract.add_argument("--transcripts", type=Path, default=None,
+                         help="folder of <media name>.csv (start,end,word in ms), .srt or .vtt")
+    extract.add_argument("--fasttext-model", type=Path, default=None,
+                         help="a 300-d fastText binary model (e.g. cc.en.300.bin)")
+    extract.add_argument("--features", type=_csv_list, default=None,
+                         help="comma-separated, from egemaps,lld,fasttext (default: egemaps,lld "
+                              "and fasttext when a model is given)")
+    extract.add_argument("--labels", type=Path, default=None,
+                         help="CSV of file,timestamp (ms),arousal/valence/trustworthiness "
+                              "[,partition]: a labelled package of your own videos")
+    extract.add_argument("--workers", type=int, default=1,
+                         help="processes sharing the eGeMAPS windows (one per core at most)")
+    extract.set_defaults(run=_extract)
     return parser
 
 
