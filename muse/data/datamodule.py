@@ -285,10 +285,12 @@ class MuseDataModule(pl.LightningDataModule):
             self.normalizers = saved
             return
         current, self.normalizers = self.normalizers, saved
-        self._saved_normalizers()  # the same checks as before a setup
+        try:
+            self._saved_normalizers()  # the same checks as before a setup
+        finally:
+            self.normalizers = current
         for name, normalizer in saved.items():
             current[name].assign(normalizer)
-        self.normalizers = current
 
     def load_checkpoint_state(self, checkpoint: str | Path) -> None:
         """`load_state_dict` with the state a Lightning checkpoint file saved for this class."""
