@@ -153,7 +153,8 @@ def test_predictions_frame_gives_the_store_keys(trust, eval_window):
 
 def test_batch_values_equal_the_store_in_the_given_fusion_order(trust):
     dm = MuseDataModule(trust.path, "trust", ["au", "egemaps"],
-                        targets=["valence", "trustworthiness"], eval_batch_size=1)
+                        targets=["valence", "trustworthiness"], eval_batch_size=1,
+                        normalize=False)
     assert dm.feature_dim == 4 + 3 and dm.targets == ("valence", "trustworthiness")
     fused = np.concatenate([trust.features["au"], trust.features["egemaps"]], axis=1)
     labels = np.stack([trust.labels["valence"], trust.labels["trustworthiness"]], axis=1)
@@ -213,7 +214,8 @@ def segments_of(topic, partition: str) -> list[int]:
 
 
 def test_topic_segments_are_cropped_and_padded(topic):
-    dm = MuseDataModule(topic.path, "topic", ["fasttext", "egemaps"], segment_length=8)
+    dm = MuseDataModule(topic.path, "topic", ["fasttext", "egemaps"], segment_length=8,
+                        normalize=False)
     assert dm.num_classes == {"topic": 10, "arousal": 3, "valence": 3}
     assert dm.feature_dim == 5 + 3
     train = dm.train_dataset
@@ -260,7 +262,8 @@ def test_balanced_class_weights_count_the_train_segments(topic):
 
 def test_topic_fasttext_alignment_and_predictions_frame(topic):
     dm = MuseDataModule(topic.path, "topic", ["fasttext"], alignment="fasttext_aligned",
-                        targets=["topic"], segment_length=4, eval_batch_size=2)
+                        targets=["topic"], segment_length=4, eval_batch_size=2,
+                        normalize=False)
     got = list(dm.val_dataloader())
     offsets = topic.segment_offsets["fasttext_aligned"]
     first = segments_of(topic, "devel")[0]

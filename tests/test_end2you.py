@@ -108,11 +108,15 @@ def own_tracking_uri(monkeypatch) -> None:
 
 
 def test_the_paper_defaults_compose() -> None:
-    cfg = config(Path("/tmp"), Path("/tmp"), "task=trust", "model=e2e_multitask")
+    cfg = config(Path("/tmp"), Path("/tmp"), "task=trust", "model=e2e_multitask", "+paper=e2e")
     assert list(cfg.features.names) == ["vggface", "fasttext"]
     assert list(cfg.model.targets) == ["trustworthiness", "arousal", "valence"]
     assert cfg.data.audio and cfg.data.batch_size == 10
     assert cfg.model.optimizer.lr == 8e-5 and cfg.trainer.max_epochs == 50
+    assert cfg.data.hop == 50 and cfg.callbacks.early_stopping.patience == 50
+    # muse's own defaults: the same model, other training settings
+    cfg = config(Path("/tmp"), Path("/tmp"), "task=trust", "model=e2e_multitask")
+    assert cfg.model.optimizer.lr == 5e-4 and cfg.data.hop == 25 and cfg.data.normalize
     cfg = config(Path("/tmp"), Path("/tmp"), "model=e2e", "features=none")
     assert list(cfg.features.names) == []
 

@@ -427,3 +427,29 @@ def test_full_scale_plan_has_the_real_size() -> None:
     assert counts["train"] > counts["devel"] > 0 and counts["test"] > 0
     topic_segments = sum(len(p.segments_for("topic")) for p in plans)
     assert 6_000 < topic_segments < 7_500  # MuSe-Topic: about 6.8 k
+
+
+def _feature_rows(package: Path, name: str) -> np.ndarray:
+    """Every label-aligned MuSe-Wild row of a feature set (all videos), without key columns."""
+    folder = package / "c1_muse_wild" / "feature_segments" / "label_aligned" / name
+    frames = [pd.read_csv(path) for path in sorted(folder.glob("*.csv"))]
+    return pd.concat(frames).drop(columns=["timestamp", "segment_id"]).to_numpy()
+
+
+def test_descriptors_have_the_magnitudes_of_the_real_sets(demo_package: Path) -> None:
+    """eGeMAPS in its real units; OpenFace's AUs; ReLU-sparse VGGface embeddings."""
+    egemaps = _feature_rows(demo_package, "egemaps")
+    typical = np.nanmedian(egemaps, axis=0)
+    assert 25 < typical[0] < 35            # F0 mean, semitones from 27.5 Hz
+    assert 0.005 < typical[30] < 0.05      # jitter
+    assert 0.3 < typical[10] < 3           # loudness
+    assert 400 < typical[40] < 700 and 800 < typical[42] < 1400   # F1 frequency, bandwidth
+    assert 2300 < typical[52] < 2900       # F3 frequency
+    assert np.nanmax(np.abs(egemaps)) / np.nanmin(np.abs(typical[typical != 0])) > 1e4
+    au = _feature_rows(demo_package, "au")
+    face = np.any(au != 0, axis=1)         # rows without a face are all zero
+    assert face.any()
+    assert np.nanmin(au[face, :17]) >= 0 and np.nanmax(au[face, :17]) <= 5    # intensities
+    assert np.nanmin(au[face, 17:]) >= 0 and np.nanmax(au[face, 17:]) <= 1    # presences
+    vggface = _feature_rows(demo_package, "vggface")[face]
+    assert np.nanmin(vggface) == 0 and 0.3 < np.nanmean(vggface == 0) < 0.8

@@ -5,6 +5,12 @@ in the order given). Wild and trust yield windows of label-aligned steps for tra
 non-overlapping sequences for devel/test; topic yields one item per segment. The batch layouts
 are described in `muse.data.datasets` (topic with `alignment="unaligned"`: every feature set
 at its own rows and length, `muse.data.unaligned`).
+
+Features are standardised by default with train-partition statistics (`muse.data.normalization`),
+fitted once in `setup`. They are the module's state: Lightning saves `state_dict()` in every
+checkpoint and `MuseDataModule.load_from_checkpoint` hands it back through `load_state_dict`,
+so a datamodule rebuilt from a checkpoint (evaluate.py, also on another store) applies the
+statistics the model was trained with and never refits them on the data it predicts.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from muse.data.unaligned import (
     unaligned_segments,
     unaligned_table,
 )
-from muse.errors import StoreError
+from muse.errors import MuseError, StoreError
 from muse.package.layout import EMOTION_CLASSES, STEP_MS, TOPIC_NAMES
 from muse.store.reader import Store
 from muse.tasks import ALL_PARTITIONS, TASKS
@@ -67,7 +73,8 @@ class MuseDataModule(pl.LightningDataModule):
         batch_size, eval_batch_size: training and evaluation batch sizes (eval defaults to
             batch_size).
         num_workers: DataLoader workers; each opens the store itself.
-        normalize: standardise features with train statistics.
+        normalize: standardise features with train statistics (per feature set for
+            `unaligned`); a checkpoint's saved statistics win (`load_state_dict`).
         audio: add the raw audio of each step (wild, trust; End2You).
         memory_budget_mb: features, then audio, are held in memory while they fit; the
             rest is read from the file per item.
@@ -90,7 +97,7 @@ class MuseDataModule(pl.LightningDataModule):
         batch_size: int = 50,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        normalize: bool = False,
+        normalize: bool = True,
         audio: bool = False,
         memory_budget_mb: float = 2048,
         seed: int = 0,
@@ -137,6 +144,8 @@ class MuseDataModule(pl.LightningDataModule):
         self.memory_budget_mb = memory_budget_mb
         self.seed = seed
         self._store: Store | None = None
+        # {name: Normalizer}: the statistics applied (after setup) or to apply (from a checkpoint)
+        self.normalizers: dict[str, Normalizer] = {}
         self._training: Dataset | None = None
         self._evaluation: dict[str, Dataset] = {}
 
@@ -205,22 +214,91 @@ class MuseDataModule(pl.LightningDataModule):
         if self._evaluation:
             return
         store = self.store
+        saved = self._saved_normalizers()
         if self.table == UNALIGNED:
             self._evaluation = unaligned_segments(store, self.features, self.stream_lengths,
-                                                  self.targets, self.normalize)
+                                                  self.targets, self.normalize, saved)
             self._training = self._evaluation["train"]
+            if self.normalize:
+                streams = self._training.streams
+                self.normalizers = {name: streams[name].normalizer for name in self.features}
             store.close()
             return
         rows = store.rows(self.table, self.features)
         normalizer = None
         if self.normalize:
-            offsets = store.read(f"{self.table}/video_offsets")
-            train = store.videos("train")
-            normalizer = Normalizer.fit(rows, offsets[train], offsets[train + 1])
+            normalizer = saved.get(self._fused_name)
+            if normalizer is None:
+                offsets = store.read(f"{self.table}/video_offsets")
+                train = store.videos("train")
+                normalizer = Normalizer.fit(rows, offsets[train], offsets[train + 1])
+            self.normalizers = {self._fused_name: normalizer}
         build = self._sequences if self.spec.continuous else self._segments
         self._training, self._evaluation = build(store, rows, normalizer)
         # Everything needed is read: close the handle so forked workers inherit none.
         store.close()
+
+    # -- normalisation statistics: part of the trained model --------------------------------
+
+    @property
+    def _fused_name(self) -> str:
+        return "+".join(self.features)
+
+    def _expected_normalizers(self) -> dict[str, int]:
+        """{name: width} of the statistics this module applies: the fused row, or each set."""
+        if not self.normalize:
+            return {}
+        if self.table == UNALIGNED:
+            return dict(self.feature_dims)
+        return {self._fused_name: self.feature_dim}
+
+    def _saved_normalizers(self) -> dict[str, Normalizer]:
+        """The checkpoint's statistics, checked against this module's features and store."""
+        saved = self.normalizers
+        if not saved:
+            return {}
+        expected = self._expected_normalizers()
+        if set(saved) != set(expected):
+            raise MuseError(
+                f"the checkpoint's normalisation statistics are for {', '.join(saved) or 'none'}, "
+                f"this data module normalises {', '.join(expected) or 'nothing'}")
+        for name, normalizer in saved.items():
+            if normalizer.dim != expected[name]:
+                raise StoreError(
+                    f"{self.store.path}: {name} has {expected[name]} dimensions, the "
+                    f"checkpoint's normalisation statistics {normalizer.dim}")
+        return saved
+
+    def state_dict(self) -> dict:
+        """The normalisation statistics, which Lightning saves in every checkpoint."""
+        if self.normalize:
+            self.setup()
+        if not self.normalizers:
+            return {}
+        return {"normalization": {name: normalizer.state_dict()
+                                  for name, normalizer in self.normalizers.items()}}
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        """Apply a checkpoint's statistics instead of fitting them (also after `setup`)."""
+        saved = {str(name): Normalizer.from_state(values)
+                 for name, values in state_dict.get("normalization", {}).items()}
+        if not self._evaluation:
+            self.normalizers = saved
+            return
+        current, self.normalizers = self.normalizers, saved
+        try:
+            self._saved_normalizers()  # the same checks as before a setup
+        finally:
+            self.normalizers = current
+        for name, normalizer in saved.items():
+            current[name].assign(normalizer)
+
+    def load_checkpoint_state(self, checkpoint: str | Path) -> None:
+        """`load_state_dict` with the state a Lightning checkpoint file saved for this class."""
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        self.load_state_dict(state.get(type(self).__qualname__, {}))
+
+    # -- datasets of each task ----------------------------------------------------------------
 
     def _sequences(self, store: Store, rows, normalizer):
         offsets = store.read(f"{self.table}/video_offsets")

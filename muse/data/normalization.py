@@ -1,14 +1,18 @@
-"""Per-dimension standardisation of the fused features, fitted on train rows only.
+"""Per-dimension standardisation of the features, fitted on train rows only.
 
 The statistics come from the train partition alone, so devel and test never leak into them;
 they are applied to each item as it is read, so the store (in memory or on disk) stays raw.
+They are part of the trained model: `MuseDataModule.state_dict` puts them in every checkpoint
+(as tensors, which weights-only loading accepts), and a datamodule rebuilt from a checkpoint
+applies them instead of fitting new ones on whatever store it now reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
 from muse.store.reader import MemoryRows, StreamedRows
 
@@ -43,6 +47,23 @@ class Normalizer:
         std = np.sqrt(squares / count)
         std[std == 0] = 1.0
         return cls(mean, std)
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.size)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The statistics as float32 tensors, the form a checkpoint keeps."""
+        return {"mean": torch.from_numpy(self.mean.copy()),
+                "std": torch.from_numpy(self.std.copy())}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, torch.Tensor]) -> Normalizer:
+        return cls(torch.as_tensor(state["mean"]).numpy(), torch.as_tensor(state["std"]).numpy())
+
+    def assign(self, other: Normalizer) -> None:
+        """Take `other`'s statistics in place: the datasets holding this object follow."""
+        self.mean, self.std = other.mean.copy(), other.std.copy()
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return (features - self.mean) / self.std

@@ -118,12 +118,14 @@ class UnalignedSegmentDataset(Dataset):
 
 def unaligned_segments(
     store: Store, features: Sequence[str], lengths: Mapping[str, int], targets: Sequence[str],
-    normalize: bool,
+    normalize: bool, saved: Mapping[str, Normalizer] | None = None,
 ) -> dict[str, UnalignedSegmentDataset]:
     """{partition: dataset} over every segment of the store; `lengths` {feature set: rows}.
 
-    With `normalize`, each feature set is standardised with its own train rows' statistics.
+    With `normalize`, each feature set is standardised with its own train rows' statistics,
+    or with `saved` ones (a checkpoint's) where given.
     """
+    saved = saved or {}
     video_of_segment = store.segment_videos()
     segment_ids = store.read("segments/segment_id")
     train = store.videos("train")
@@ -136,8 +138,10 @@ def unaligned_segments(
         grouped = group_by_segment(row_video, store.read(f"{table}/segment_id"),
                                    video_of_segment, segment_ids)
         rows = store.rows(table, [name])
-        normalizer = (Normalizer.fit(rows, video_offsets[train], video_offsets[train + 1])
-                      if normalize else None)
+        normalizer = None
+        if normalize:
+            normalizer = saved.get(name) or Normalizer.fit(rows, video_offsets[train],
+                                                           video_offsets[train + 1])
         streams[name] = Stream(rows, grouped, int(lengths[name]), normalizer)
     labels = np.stack([store.read(f"segments/labels/{t}") for t in targets], axis=1)
     shared = dict(streams=streams, labels=labels.astype(np.int64),

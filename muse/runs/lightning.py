@@ -208,7 +208,10 @@ class Fit:
         """The best epoch's predictions (the given module when no checkpoint was kept)."""
         if self.best_path:
             module = MuseModule.load_from_checkpoint(self.best_path, map_location="cpu")
-        datamodule = datamodule or build_datamodule(self.cfg, self.store, self.targets)
+        if datamodule is None:
+            datamodule = build_datamodule(self.cfg, self.store, self.targets)
+            if self.best_path:  # the checkpoint's normalisation statistics, not refitted ones
+                datamodule.load_checkpoint_state(self.best_path)
         self.evaluation = evaluate_module(module, datamodule, self.cfg.task.name,
                                           list(self.cfg.task.scored))
 

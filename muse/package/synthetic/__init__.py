@@ -25,7 +25,9 @@ Where the signal is (`features`, `text`, `audio`):
   positive/negative words chosen by valence; fastText-like vectors put related words close;
 * vision carries valence, arousal and trust's own component weakly, under smooth noise and a
   per-video identity offset; face sets are zero rows while no face is visible (a Markov chain);
-* a few NaN cells per package sit in the audio and vision files (never text, never labels).
+* a few NaN cells per package sit in the audio and vision files (never text, never labels);
+* every column has the magnitude of its real counterpart (`descriptors`: jitter about 0.02 next
+  to formants in Hz, landmarks in pixels, probabilities, ReLU-sparse CNN embeddings).
 
 `metadata/ceilings.json` holds `{task: {partition: {target: score}}}`: the official score of
 the noiseless signal against the gold labels - CCC for continuous targets, 0.66 F1 + 0.34 UAR
@@ -33,8 +35,8 @@ the noiseless signal against the gold labels - CCC for continuous targets, 0.66 
 
 Files: 16 kHz mono int16 wav per segment, voiced while words are spoken; per-segment
 transcripts of the same words as the fastText rows; the topic class mapping; aggregated tables
-for train, devel and test. Feature values have 3 decimals. Files with equal bytes within a
-video (the same rows in several sub-challenges or alignments) are hard links of one another.
+for train, devel and test. Feature values have 5 significant digits. Files with equal bytes within
+a video (the same rows in several sub-challenges or alignments) are hard links of one another.
 Every draw comes from a stream named by (seed, video, purpose): same arguments, same bytes,
 and a feature file does not change when other feature sets are added or dropped.
 """

@@ -8,9 +8,11 @@
 * Text (fasttext): the vector of the word spoken at each step's centre, zeros in silence.
 
 A projection is seeded by the feature name only: it is the "extractor", the same in every
-package. The noise is seeded by (seed, video, feature name). Each matrix then gets a fixed
-per-column scale and offset, as real descriptors do not share one scale, and a handful of NaN
-cells (Poisson, mean 1 per video and set) - never in a no-face row or in text.
+package. The noise is seeded by (seed, video, feature name). The unit-scale mixture of each
+column then becomes a descriptor with the real set's magnitudes (`descriptors`: jitter about
+0.02, formants in Hz, landmarks in pixels, ReLU-sparse CNN embeddings, probabilities, ...), and
+gets a handful of NaN cells (Poisson, mean 1 per video and set) - never in a no-face row or in
+text.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from functools import cache
 import numpy as np
 
 from muse.package.layout import FEATURE_SETS, STEP_MS
+from muse.package.synthetic.descriptors import columns
 from muse.package.synthetic.plan import VideoPlan
 from muse.package.synthetic.seeds import stream
 from muse.package.synthetic.signals import VideoSignals, smooth_noise
@@ -52,8 +55,8 @@ def step_features(name: str, video: VideoPlan, signals: VideoSignals, transcript
     if modality == "audio":
         values = _mix(name, _audio_drivers(rng, signals), AUDIO_NOISE[name], rng)
     else:
-        values = _mix(name, _vision_drivers(rng, signals), VISION_NOISE, rng)
-        values += IDENTITY_SCALE * rng.standard_normal(values.shape[1])
+        identity = IDENTITY_SCALE * rng.standard_normal(FEATURE_SETS[name].dim)
+        values = _mix(name, _vision_drivers(rng, signals), VISION_NOISE, rng, identity)
     visible = signals.face if shows_face(name) else np.ones(video.n_steps, dtype=bool)
     values[~visible] = 0.0
     _plant_nans(rng, values, np.flatnonzero(visible))
@@ -87,20 +90,19 @@ def _vision_drivers(rng: np.random.Generator, signals: VideoSignals) -> np.ndarr
 
 
 @cache
-def _projection(name: str, n_drivers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Loadings (drivers, dim), column scale and column offset of an extractor."""
+def _projection(name: str, n_drivers: int) -> np.ndarray:
+    """Loadings (drivers, dim) of an extractor."""
     rng = stream("projection", name)
-    dim = FEATURE_SETS[name].dim
-    loadings = rng.standard_normal((n_drivers, dim)) / np.sqrt(n_drivers)
-    scale = np.exp(rng.uniform(np.log(0.5), np.log(3.0), dim))
-    offset = rng.normal(0.0, 1.0, dim)
-    return loadings, scale, offset
+    return rng.standard_normal((n_drivers, FEATURE_SETS[name].dim)) / np.sqrt(n_drivers)
 
 
-def _mix(name: str, drivers: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
-    loadings, scale, offset = _projection(name, drivers.shape[1])
-    values = drivers @ loadings + noise * rng.standard_normal((len(drivers), loadings.shape[1]))
-    return values * scale + offset
+def _mix(name: str, drivers: np.ndarray, noise: float, rng: np.random.Generator,
+         offset: np.ndarray | float = 0.0) -> np.ndarray:
+    """The set's descriptor values of the drivers' projection plus noise (and `offset`)."""
+    loadings = _projection(name, drivers.shape[1])
+    mixture = drivers @ loadings + noise * rng.standard_normal((len(drivers), loadings.shape[1]))
+    # About unit variance, so that a profile's spread is the column's (the SNR is unchanged).
+    return columns(name).apply(mixture / np.hypot(1.0, noise) + offset)
 
 
 def _plant_nans(rng: np.random.Generator, values: np.ndarray, rows: np.ndarray) -> None:

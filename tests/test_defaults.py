@@ -1,0 +1,76 @@
+"""Every neural baseline learns the demo at its defaults (`python train.py task=... model=...`),
+and the normalisation those defaults include is what makes the LSTM learn at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_module import FEATURES, fit, learning_package  # noqa: F401  (a module fixture)
+from test_training import config, own_tracking_uri  # noqa: F401  (an autouse fixture)
+
+from muse.data.datamodule import MuseDataModule
+from muse.runs.train import train
+
+QUIET = ["trainer.enable_progress_bar=false"]
+# Devel task scores of a model that learned nothing: CCC 0; topic, the majority class's mean
+# of topic and emotion scores is below 25 (tests/test_module.py: majority_score).
+LEARNED = {"wild": 0.2, "trust": 0.2, "topic": 40.0}
+
+
+def task_score(task: str, devel: dict) -> float:
+    if task == "topic":
+        return (devel["topic_score"] + devel["emotion_score"]) / 2
+    return devel["score"]
+
+
+@pytest.mark.parametrize(("task", "model", "extra"), [
+    ("wild", "lstm_att", []),
+    ("trust", "lstm_att", []),
+])
+def test_defaults_learn_the_demo(demo_stores: dict[str, Path], tmp_path: Path, task: str,
+                                 model: str, extra: list[str]) -> None:
+    cfg = config(tmp_path, demo_stores[task].parent, f"task={task}", f"model={model}",
+                 *QUIET, *extra)
+    assert cfg.data.normalize
+    result = train(cfg)
+    assert task_score(task, result.devel) >= LEARNED[task], result.devel
+
+
+def test_topic_defaults_learn_a_package_with_enough_segments(
+        learning_package, tmp_path: Path) -> None:  # noqa: F811
+    """The session demo has 9 devel segments; the learning package about 25 of 10 topics."""
+    stores, _ = learning_package
+    cfg = config(tmp_path, stores["topic"].parent, "task=topic", "model=lstm_att", *QUIET)
+    result = train(cfg)
+    assert task_score("topic", result.devel) >= LEARNED["topic"], result.devel
+
+
+def test_unnormalised_lstm_fails_where_the_normalised_one_learns(demo_stores):
+    """At the paper's settings (Adam 1e-4, 15 epochs of windows without overlap) on the demo.
+
+    The raw descriptors span five orders of magnitude (formants in Hz next to jitter): the
+    LSTM's gates saturate and the model learns nothing, where standardised ones learn.
+    """
+    def score(normalize: bool) -> float:
+        dm = MuseDataModule(str(demo_stores["wild"]), "wild", FEATURES, normalize=normalize,
+                            batch_size=8, hop=50, eval_window=50)
+        return fit(dm, epochs=15, lr=1e-4)["devel/score"]
+
+    assert score(normalize=True) >= 0.15
+    assert abs(score(normalize=False)) < 0.05
+
+
+@pytest.mark.parametrize("overrides", [
+    ["experiment=paper/lstm_att_wild"], ["experiment=paper/lstm_att_topic"],
+    ["task=trust", "row=lstm_att-egemaps"], ["row=lstm_att-ge_ft"],
+])
+def test_the_paper_settings_stay_one_word_away(tmp_path: Path, overrides: list[str]) -> None:
+    """experiment=paper/... and the paper-table rows train at the paper's settings."""
+    defaults = config(tmp_path, tmp_path, "model=lstm_att")
+    assert (defaults.model.optimizer.lr, defaults.data.hop, defaults.trainer.max_epochs) == (
+        3e-3, 10, 60)
+    paper = config(tmp_path, tmp_path, *overrides)
+    assert paper.model.name == "lstm_att" and paper.data.normalize
+    assert (paper.model.optimizer.lr, paper.data.hop, paper.trainer.max_epochs,
+            paper.callbacks.early_stopping.patience) == (1e-4, 50, 15, 10)
