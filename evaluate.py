@@ -1,7 +1,7 @@
 """Evaluate a trained model: `python evaluate.py run_id=<mlflow run>` or `ckpt=<file>`.
 
 Predicts devel and test, scores them with the official scorer, writes the submission file
-`test.csv` and logs both to the run; the work is `muse.evaluation.evaluate`. A muse error (a
+`test.csv` and logs both to the run; the work is `muse.runs.evaluate.evaluate`. A muse error (a
 missing or corrupt checkpoint, an unknown run) prints as one line; HYDRA_FULL_ERROR=1 shows
 its traceback.
 """
@@ -9,7 +9,7 @@ its traceback.
 import hydra
 from omegaconf import DictConfig
 
-from muse.evaluation import evaluate
+from muse.runs.evaluate import evaluate
 from muse.shell import one_line_errors
 
 

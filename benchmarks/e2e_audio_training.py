@@ -33,9 +33,9 @@ import torch
 from ready_batches import Batches  # benchmarks/, the script's own folder
 
 from muse.data.datamodule import MuseDataModule
-from muse.data.prepare import prepare
-from muse.data.synthetic import synthesize
 from muse.module import MuseModule
+from muse.package.synthetic import synthesize
+from muse.store.prepare import prepare
 
 FEATURES = ["vggface", "fasttext"]
 MODES = ("memory", "store", "streamed")

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 import soundfile
 
-from muse.extract import extract_package
-from muse.extract.acoustic import egemaps_steps, lld_frames, worker_pool
-from muse.extract.decode import decode_audio
-from muse.extract.text import FastTextModel, step_vectors, step_words
-from muse.extract.transcripts import read_transcript
-from muse.extract.vad import speech_segments
+from muse.package.extract import extract_package
+from muse.package.extract.acoustic import egemaps_steps, lld_frames, worker_pool
+from muse.package.extract.decode import decode_audio
+from muse.package.extract.text import FastTextModel, step_vectors, step_words
+from muse.package.extract.transcripts import read_transcript
+from muse.package.extract.vad import speech_segments
 
 CLIP = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech.flac"
 CLIP_WORDS = [(0, 150, "The"), (150, 350, "new"), (350, 700, "car"), (700, 1100, "handles"),

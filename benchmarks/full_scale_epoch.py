@@ -2,7 +2,7 @@
 epoch time and memory, with the features held in memory or streamed under a memory budget.
 
 The run is composed from `conf/` exactly as `python train.py task=wild model=lstm_att
-features=F data.memory_budget_mb=B` composes it, and built by `muse.training`'s own
+features=F data.memory_budget_mb=B` composes it, and built by `muse.runs.builders`'
 `build_datamodule` and `build_module`; only the trainer is reduced to one training epoch
 without validation, checkpoints or MLflow. Each measurement runs in a fresh process:
 
@@ -36,7 +36,7 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
-from muse.training import build_datamodule, build_module
+from muse.runs.builders import build_datamodule, build_module
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FIELDS = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file"}

@@ -35,8 +35,8 @@ import torch
 
 from muse.data.datamodule import CONTINUOUS_TABLE, MuseDataModule
 from muse.data.datasets import collate_sequences
-from muse.data.layout import STEP_MS
-from muse.data.store import INT16_SCALE
+from muse.package.layout import STEP_MS
+from muse.store.reader import INT16_SCALE
 
 TASK = "wild"
 
@@ -243,8 +243,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store
         if store is None:
-            from muse.data.prepare import prepare
-            from muse.data.synthetic import synthesize
+            from muse.package.synthetic import synthesize
+            from muse.store.prepare import prepare
 
             package = synthesize(Path(tmp) / "package", videos=args.videos,
                                  minutes=args.minutes, seed=args.seed, features=features)

@@ -3,7 +3,7 @@
 For every package seed, a challenge-layout package is generated (`muse synth`) and prepared;
 then, per task, each neural baseline is trained at its defaults exactly as
 `python train.py task=<task> model=<baseline>` trains it (the Hydra config composed from
-conf/, `muse.training.train`), and a linear reference is fitted on the same feature sets:
+conf/, `muse.runs.train.train`), and a linear reference is fitted on the same feature sets:
 
 * MuSe-Wild / MuSe-Trust: a ridge regression per target on the label-aligned rows,
   z-normalised with train statistics, its predictions smoothed over `SMOOTH_STEPS` steps within
@@ -36,13 +36,14 @@ from scipy.ndimage import uniform_filter1d
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from muse.classical.segments import load_segments
-from muse.data.datamodule import CONTINUOUS_TABLE, MuseDataModule
-from muse.data.layout import CEILINGS_FILE, TASKS
-from muse.data.prepare import prepare
-from muse.data.store import Store
-from muse.data.synthetic import synthesize
+from muse.data.datamodule import CONTINUOUS_TABLE
+from muse.package.layout import CEILINGS_FILE
+from muse.package.synthetic import synthesize
+from muse.runs.train import train
 from muse.scoring import score_frames
-from muse.training import train
+from muse.store.prepare import prepare
+from muse.store.reader import Store
+from muse.tasks import TASKS
 
 CONF = str(Path(__file__).parents[1] / "conf")
 FEATURES = ["egemaps", "fasttext", "vggface", "au"]
@@ -105,8 +106,7 @@ def ridge_reference(store_path: Path, task: str, features: list[str]) -> dict:
 
 def logistic_reference(store_path: Path, features: list[str]) -> dict:
     """Devel scores of a logistic regression per target on segment means (C chosen on devel)."""
-    datamodule = MuseDataModule(store_path, "topic", features, normalize=False)
-    segments = load_segments(datamodule)
+    segments = load_segments(Store(store_path), features)
     train, devel = segments.partitions == "train", segments.partitions == "devel"
     x_train, x_devel = zscore(np.nan_to_num(segments.features[train]),
                               np.nan_to_num(segments.features[devel]))
@@ -166,7 +166,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[dict]:
                          else ridge_reference(stores[task], task, features))
             rows.append({"seed": seed, "task": task, "baseline": baseline,
                          "features": cfg.features.name, "minutes": seconds / 60,
-                         "model": headline(task, result["devel"]),
+                         "model": headline(task, result.devel),
                          "linear": headline(task, reference), "ceiling": ceiling(task, ceilings),
                          "overrides": extra})
             print(json.dumps(rows[-1]), flush=True)

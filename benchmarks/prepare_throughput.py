@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from muse.data.layout import TASKS, task_dir
-from muse.data.prepare import prepare
-from muse.data.synthetic import synthesize
+from muse.package.layout import task_dir
+from muse.package.synthetic import synthesize
+from muse.store.prepare import prepare
+from muse.tasks import TASKS
 
 
 def package_csvs(package: Path) -> list[Path]:

@@ -15,7 +15,7 @@ def _csv_list(text: str) -> list[str]:
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
 
     out = synthesize(
         args.out, videos=args.videos, minutes=args.minutes, seed=args.seed,
@@ -25,8 +25,8 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from muse.data.prepare import prepare
-    from muse.data.prepare.check import check_package
+    from muse.store.prepare import prepare
+    from muse.store.prepare.check import check_package
 
     if args.check:
         print(check_package(args.package, args.tasks))
@@ -42,14 +42,14 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from muse.data.demo import ensure_demo
+    from muse.store.demo import ensure_demo
 
     for task, path in ensure_demo(args.data, seed=args.seed).items():
         print(f"{task}: {path}")
 
 
 def _score(args: argparse.Namespace) -> None:
-    from muse.data.layout import aggregated_file
+    from muse.package.layout import aggregated_file
     from muse.scoring import score_files
 
     labels = args.labels
@@ -63,7 +63,7 @@ def _score(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from muse.report import report
     from muse.report.record import EXPERIMENT
-    from muse.tracking import ui_command
+    from muse.runs.tracking import ui_command
 
     result = report(args.tracking_uri, args.experiments, args.out, tuple(args.formats))
     print(f"report of {len(result.tables)} table(s) written to {result.out}: "
@@ -73,7 +73,7 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _extract(args: argparse.Namespace) -> None:
-    from muse.extract import extract_package
+    from muse.package.extract import extract_package
 
     out = extract_package(args.media, args.out, transcripts=args.transcripts,
                           fasttext_model=args.fasttext_model, features=args.features,

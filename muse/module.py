@@ -33,13 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from muse.data.layout import TASKS
 from muse.losses import ccc_loss
 from muse.metrics import StreamingCCC, StreamingClassification
 from muse.models.heads import Heads
+from muse.tasks import TASKS
 
 PHASES = ("devel", "test")  # validation is the challenge's devel partition
-TOPIC = "topic"  # MuSe-Topic's own target; its other scored targets form the emotion score
 
 
 def _labelled(metric: StreamingCCC | StreamingClassification) -> bool:
@@ -168,17 +167,9 @@ class MuseModule(pl.LightningModule):
         self.log_dict({k: float(v) for k, v in values.items()}, sync_dist=False)
 
     def _task_score(self, scores: dict[str, Tensor]) -> Tensor | None:
-        """Mean of the scored targets' values; topic: mean of topic and emotion scores."""
-        present = [name for name in self.scored if name in scores]
-        if not present:
-            return None
-        if self.task != TOPIC:
-            return torch.stack([scores[name] for name in present]).mean()
-        emotion = [scores[name] for name in present if name != TOPIC]
-        parts = [scores[TOPIC]] if TOPIC in present else []
-        if emotion:
-            parts.append(torch.stack(emotion).mean())
-        return torch.stack(parts).mean()
+        """The task's score (`muse.tasks.Task.combine`) over the scored targets it has."""
+        scored = {name: scores[name] for name in self.scored if name in scores}
+        return TASKS[self.task].combine(scored, lambda values: torch.stack(values).mean())
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._update("devel", batch)

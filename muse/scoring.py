@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from muse.data.layout import TASKS, Task
 from muse.errors import ScoringError
 from muse.metrics.functional import (
     classification_scores,
@@ -24,6 +23,7 @@ from muse.metrics.functional import (
     round_ccc,
     round_percent,
 )
+from muse.tasks import TASKS, Task
 
 MAX_LISTED = 5  # keys quoted in an error message; the count says how many there are in all
 
@@ -140,15 +140,11 @@ def score_frames(
         else:
             result[target] = classification_scores(truth, guess)
 
-    if task == "wild":
-        # The organisers average the already rounded CCCs.
-        result["score"] = round_ccc((result["arousal"]["ccc"] + result["valence"]["ccc"]) / 2)
-    elif task == "trust":
-        result["score"] = result["trustworthiness"]["ccc"]
-    else:
-        emotion = (result["arousal"]["score"] + result["valence"]["score"]) / 2
-        result["emotion_score"] = round_percent(emotion)
-        result["topic_score"] = result["topic"]["score"]
+    rounded = round_ccc if spec.continuous else round_percent
+    for part, targets in spec.parts:
+        # The organisers average the already rounded per-target scores, and round again.
+        values = [result[target][spec.metric] for target in targets]
+        result[part] = rounded(sum(values) / len(values))
     return result
 
 

@@ -3,7 +3,7 @@
 Hydra prints any exception of a task function under a traceback. A `MuseError` is a message
 for the user, not a bug, so it is printed alone (`train.py: error: <message>`) and the command
 exits with status 1; `HYDRA_FULL_ERROR=1` shows the whole traceback instead, as Hydra does. In
-a multirun the error is left to the sweep's summary (`muse.sweep`), which lists failed jobs.
+a multirun the error is left to the sweep's summary (`muse.runs.multirun`), which lists failed jobs.
 """
 
 from __future__ import annotations

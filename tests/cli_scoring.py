@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from muse.cli import main as muse_main
-from muse.data.layout import aggregated_file
+from muse.package.layout import aggregated_file
 
 
 def score_with_cli(task: str, predictions: Path, package: Path, capsys) -> dict:

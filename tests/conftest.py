@@ -31,7 +31,7 @@ def no_leaked_tracking_uri():
 @pytest.fixture(scope="session")
 def demo_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic MuSe-CaR package in the official layout (8 videos of about a minute)."""
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
 
     out = tmp_path_factory.mktemp("package") / "muse2020"
     return synthesize(out, videos=8, minutes=1.0, seed=7, features=TEST_FEATURES)
@@ -40,6 +40,6 @@ def demo_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_stores(demo_package: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The package prepared into one HDF5 store per sub-challenge: {task: path}."""
-    from muse.data.prepare import prepare
+    from muse.store.prepare import prepare
 
     return prepare(demo_package, tmp_path_factory.mktemp("data"), tasks=["wild", "topic", "trust"])

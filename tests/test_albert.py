@@ -26,12 +26,13 @@ from transformers import AlbertConfig, AlbertModel, BertConfig, BertModel, PreTr
 
 from muse.data.datamodule import MuseDataModule
 from muse.errors import MuseError
-from muse.evaluation import evaluate
 from muse.metrics import classification_scores
 from muse.models.albert import AlbertText
 from muse.module import MuseModule
+from muse.runs.builders import class_weights
+from muse.runs.evaluate import evaluate
+from muse.runs.train import train
 from muse.schedules import linear_warmup
-from muse.training import class_weights, train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 SPECIAL_TOKENS = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]  # ALBERT's, pad first
@@ -72,8 +73,8 @@ def learning_store(tmp_path_factory) -> Path:
     The demo's 13 train segments (one or two per topic) are too few for a model that starts
     from random weights; eGeMAPS is there only because a package needs a feature set.
     """
-    from muse.data.prepare import prepare
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
+    from muse.store.prepare import prepare
 
     package = synthesize(tmp_path_factory.mktemp("albert") / "muse2020", videos=24, minutes=2.0,
                          seed=7, features=["egemaps"])
@@ -272,35 +273,35 @@ def albert_run(demo_stores, tiny_albert: str, tmp_path_factory):
 def test_a_run_trains_one_model_per_target_and_is_recorded(albert_run) -> None:
     cfg, result = albert_run
     client = MlflowClient(cfg.logger.tracking_uri)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "albert-text-s42"
     assert client.get_experiment(run.info.experiment_id).name == "MuSe-Topic"
-    checkpoints = json.loads(result["best_checkpoint"])
+    checkpoints = json.loads(result.best_checkpoint)
     assert [Path(path).parent.name for path in checkpoints] == ["topic", "arousal", "valence"]
     for path in checkpoints:
         module = MuseModule.load_from_checkpoint(path, map_location="cpu")
         assert len(module.targets) == 1
         (target,) = module.hparams.targets
         assert target["class_weights"] is not None  # balanced, as the model config asks
-    devel = result["devel"]
+    devel = result.devel
     assert {"topic_score", "emotion_score"} <= devel.keys()
 
 
 def test_the_submission_passes_the_scorer(albert_run, demo_package: Path, capsys) -> None:
     _, result = albert_run
-    test_csv = Path(result["predictions"]) / "test.csv"
+    test_csv = Path(result.predictions) / "test.csv"
     frame = pd.read_csv(test_csv)
     assert list(frame.columns) == ["id", "segment_id", "prediction_topic", "prediction_arousal",
                                    "prediction_valence"]
-    assert score_with_cli("topic", test_csv, demo_package, capsys) == result["test"]
+    assert score_with_cli("topic", test_csv, demo_package, capsys) == result.test
 
 
 def test_saved_models_reload_and_reproduce_the_devel_score(albert_run, tmp_path: Path) -> None:
     """Each checkpoint rebuilds ALBERT and its tokenizer from `pretrained`, then the fine-tuned
     weights; the predictions, and so the official scores, come out the same."""
     cfg, result = albert_run
-    eval_cfg = config(Path(cfg.paths.root_dir), f"run_id={result['run_id']}",
+    eval_cfg = config(Path(cfg.paths.root_dir), f"run_id={result.run_id}",
                       f"paths.output_dir={tmp_path}", name="evaluate")
     evaluated = evaluate(eval_cfg)
-    assert evaluated["scores"]["devel"] == result["devel"]
-    assert evaluated["scores"]["test"] == result["test"]
+    assert evaluated["scores"]["devel"] == result.devel
+    assert evaluated["scores"]["test"] == result.test

@@ -20,14 +20,14 @@ from store_factory import (
 )
 from torch.utils.data import DataLoader
 
-from muse.data import store as store_module
-from muse.data.chunked import ChunkedArray, map_file
 from muse.data.datamodule import MuseDataModule
 from muse.data.datasets import collate_segments, collate_sequences, make_windows
 from muse.data.normalization import Normalizer
-from muse.data.store import MemoryRows, Store
 from muse.errors import StoreError
-from muse.training import class_weights
+from muse.runs.builders import class_weights
+from muse.store import reader as store_module
+from muse.store.chunked import ChunkedArray, map_file
+from muse.store.reader import MemoryRows, Store
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from test_module import FEATURES, fit, learning_package  # noqa: F401  (a module
 from test_training import config, own_tracking_uri  # noqa: F401  (an autouse fixture)
 
 from muse.data.datamodule import MuseDataModule
-from muse.training import train
+from muse.runs.train import train
 
 QUIET = ["trainer.enable_progress_bar=false"]
 # Devel task scores of a model that learned nothing: CCC 0; topic, the majority class's mean
@@ -34,7 +34,7 @@ def test_defaults_learn_the_demo(demo_stores: dict[str, Path], tmp_path: Path, t
                  *QUIET, *extra)
     assert cfg.data.normalize
     result = train(cfg)
-    assert task_score(task, result["devel"]) >= LEARNED[task], result["devel"]
+    assert task_score(task, result.devel) >= LEARNED[task], result.devel
 
 
 def test_topic_defaults_learn_a_package_with_enough_segments(
@@ -43,7 +43,7 @@ def test_topic_defaults_learn_a_package_with_enough_segments(
     stores, _ = learning_package
     cfg = config(tmp_path, stores["topic"].parent, "task=topic", "model=lstm_att", *QUIET)
     result = train(cfg)
-    assert task_score("topic", result["devel"]) >= LEARNED["topic"], result["devel"]
+    assert task_score("topic", result.devel) >= LEARNED["topic"], result.devel
 
 
 def test_unnormalised_lstm_fails_where_the_normalised_one_learns(demo_stores):

@@ -11,9 +11,9 @@ import pytest
 from store_factory import write_continuous_store
 
 from muse.cli import main as muse_main
-from muse.data.demo import DEMO_MARKER, ensure_demo, is_demo_store
-from muse.data.sources import store_for
 from muse.errors import MuseError
+from muse.store.demo import DEMO_MARKER, ensure_demo, is_demo_store
+from muse.store.sources import store_for
 
 
 def test_demo_is_generated_once_and_prepared_for_every_task(tmp_path: Path, capsys) -> None:

@@ -25,7 +25,7 @@ from muse.data.datamodule import MuseDataModule
 from muse.data.sharding import evaluation_sampler
 from muse.distributed import RANK_VARIABLES, is_global_zero
 from muse.errors import MuseError
-from muse.sweep import RESULT_FILE
+from muse.runs.multirun import RESULT_FILE
 
 REPO = Path(__file__).parents[1]
 EVAL_WINDOW = 40  # 17 devel chunks on the demo store: an odd count, which padding would show

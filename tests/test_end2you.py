@@ -11,13 +11,13 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from muse.data.datamodule import MuseDataModule
-from muse.data.layout import aggregated_file
 from muse.errors import MuseError
-from muse.evaluation import evaluate
 from muse.models.end2you import AudioCNN, End2You
 from muse.module import MuseModule
+from muse.package.layout import aggregated_file
+from muse.runs.evaluate import evaluate
+from muse.runs.train import train
 from muse.scoring import score_files
-from muse.training import train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 
@@ -127,22 +127,22 @@ def test_multitask_logs_every_target_and_is_scored_on_trust(
                  "model.encoder.hidden_size=16", "trainer.max_epochs=2",
                  "+trainer.limit_train_batches=2")
     result = train(cfg)
-    run = MlflowClient(cfg.logger.tracking_uri).get_run(result["run_id"])
+    run = MlflowClient(cfg.logger.tracking_uri).get_run(result.run_id)
     metrics = run.data.metrics
     for target in ("trustworthiness", "arousal", "valence"):
         assert f"devel/{target}/ccc" in metrics
     assert metrics["devel/score"] == metrics["devel/trustworthiness/ccc"]
     assert run.data.tags["model"] == "e2e_multitask"
-    assert result["devel"]["score"] == pytest.approx(result["devel"]["trustworthiness"]["ccc"])
+    assert result.devel["score"] == pytest.approx(result.devel["trustworthiness"]["ccc"])
     # The submission holds trustworthiness only and passes the official scorer.
-    devel = Path(result["predictions"]) / "devel.csv"
+    devel = Path(result.predictions) / "devel.csv"
     gold = aggregated_file(demo_package, "trust", "devel")
     assert score_files("trust", gold, devel)["score"] == pytest.approx(
-        result["devel"]["score"])
-    evaluated = evaluate(_evaluate_config(tmp_path, result["run_id"]))
-    assert evaluated["scores"]["devel"]["score"] == pytest.approx(result["devel"]["score"],
+        result.devel["score"])
+    evaluated = evaluate(_evaluate_config(tmp_path, result.run_id))
+    assert evaluated["scores"]["devel"]["score"] == pytest.approx(result.devel["score"],
                                                                   abs=1e-6)
-    module = MuseModule.load_from_checkpoint(result["best_checkpoint"])
+    module = MuseModule.load_from_checkpoint(result.best_checkpoint)
     assert module.targets == ["trustworthiness", "arousal", "valence"]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from muse.evaluation import Evaluation
 from muse.metrics import official_ccc, round_ccc
-from muse.reporting import summary
+from muse.runs.artifacts import summary
+from muse.runs.evaluation import Evaluation
+from muse.runs.result import RunResult
 
 
 def _wild(rows: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -42,8 +43,9 @@ def test_one_missing_devel_label_leaves_the_other_rows_scored(caplog) -> None:
     flat = evaluation.flat_scores("best")
     assert flat["best/devel/score"] == scores["score"]
     assert flat["best/devel/unlabelled_rows"] == 1
-    printed = summary({"run_id": "r", "experiment": "MuSe-Wild", "devel": scores, "test": None,
-                       "predictions": "p", "best_checkpoint": "c", "tracking_uri": "sqlite:///x"})
+    printed = summary(RunResult(run_id="r", experiment="MuSe-Wild", devel=scores, test=None,
+                                predictions="p", best_checkpoint="c",
+                                tracking_uri="sqlite:///x"))
     assert "1 unlabelled rows not scored" in printed
     # Every prediction is still written, the unlabelled row included.
     assert len(evaluation.predictions["devel"]) == 12

@@ -24,14 +24,15 @@ from extract_media import (
 from scipy.io import wavfile
 
 from muse.cli import main
-from muse.data.layout import FEATURE_SETS, STEP_MS, TASKS, feature_dir
-from muse.data.prepare import prepare
-from muse.extract import EXTRACTABLE, NEEDS_WEIGHTS, ExtractError, extract_package
-from muse.extract.acoustic import egemaps_steps
-from muse.extract.decode import decode_audio
-from muse.extract.pipeline import media_files
-from muse.extract.text import FastTextModel
-from muse.extract.vad import speech_segments
+from muse.package.extract import EXTRACTABLE, NEEDS_WEIGHTS, ExtractError, extract_package
+from muse.package.extract.acoustic import egemaps_steps
+from muse.package.extract.decode import decode_audio
+from muse.package.extract.pipeline import media_files
+from muse.package.extract.text import FastTextModel
+from muse.package.extract.vad import speech_segments
+from muse.package.layout import FEATURE_SETS, STEP_MS, feature_dir
+from muse.store.prepare import prepare
+from muse.tasks import TASKS
 
 
 @pytest.fixture(scope="module")

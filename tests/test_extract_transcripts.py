@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from muse.extract import ExtractError
-from muse.extract.transcripts import find_transcript, read_transcript
+from muse.package.extract import ExtractError
+from muse.package.extract.transcripts import find_transcript, read_transcript
 
 SRT = """1
 00:00:01,000 --> 00:00:02,000

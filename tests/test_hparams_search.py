@@ -16,9 +16,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 from optuna.trial import TrialState
 
-from muse import tracking
 from muse.errors import MuseError
 from muse.module import MuseModule
+from muse.runs import tracking
 from muse.search import study as search_study
 from muse.search.guard import SearchOnly
 from muse.search.space import SearchSpace, override_text

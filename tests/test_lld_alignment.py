@@ -16,13 +16,13 @@ import pytest
 from test_module import fit
 
 from muse.data.datamodule import MuseDataModule
-from muse.data.layout import feature_dir, label_dir
-from muse.data.prepare import prepare
-from muse.data.prepare.frames import step_means
-from muse.data.prepare.plan import plan
+from muse.package.layout import feature_dir, label_dir
+from muse.store.prepare import prepare
+from muse.store.prepare.frames import step_means
+from muse.store.prepare.plan import plan
 
-# The package `muse.data.prepare` exports a function `plan` that hides its module of that name.
-plan_module = importlib.import_module("muse.data.prepare.plan")
+# The package `muse.store.prepare` exports a function `plan` that hides its module of that name.
+plan_module = importlib.import_module("muse.store.prepare.plan")
 
 LLD_DIM = 130
 LLD_COLUMNS = [str(i) for i in range(LLD_DIM)]
@@ -67,7 +67,7 @@ def test_step_means_without_frames_are_zero() -> None:
 
 @pytest.fixture(scope="module")
 def lld_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
 
     out = tmp_path_factory.mktemp("lld") / "package"
     return synthesize(out, videos=5, minutes=0.3, seed=3, features=["egemaps", "lld"])

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from pytorch_lightning.loggers.logger import Logger
 
 from muse.data.datamodule import MuseDataModule
-from muse.data.layout import CEILINGS_FILE
 from muse.losses import ccc_loss
 from muse.metrics import classification_scores
 from muse.models import LSTMSelfAttention
 from muse.module import MuseModule
+from muse.package.layout import CEILINGS_FILE
 
 FEATURES = ["egemaps", "fasttext"]
 ENCODER = {"_target_": "muse.models.lstm_attention.LSTMSelfAttention"}
@@ -312,8 +312,8 @@ def test_same_seed_same_devel_score(demo_stores):
 
 @pytest.fixture(scope="module")
 def learning_package(tmp_path_factory):
-    from muse.data.prepare import prepare
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
+    from muse.store.prepare import prepare
 
     package = synthesize(tmp_path_factory.mktemp("learning") / "muse2020", videos=24, minutes=2.0,
                          seed=7, features=FEATURES)

@@ -24,8 +24,8 @@ from muse.metrics import classification_scores
 from muse.models.crossmodal import TransformerStack, sinusoidal_positions
 from muse.models.mult import MultimodalTransformer
 from muse.module import MuseModule
-from muse.tracking import PARENT_TAG, TARGET_TAG
-from muse.training import train
+from muse.runs.tracking import PARENT_TAG, TARGET_TAG
+from muse.runs.train import train
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -312,8 +312,8 @@ def topic_majority_score(dm: MuseDataModule) -> float:
 def learning_topic_store(tmp_path_factory) -> Path:
     """24 videos of two minutes (84 train and 31 devel segments): enough to learn ten topics
     from; no raw audio, which the model does not read."""
-    from muse.data.prepare import prepare
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
+    from muse.store.prepare import prepare
 
     package = synthesize(tmp_path_factory.mktemp("mmt_learning") / "muse2020", videos=24,
                          minutes=2.0, seed=7, features=FT_GE_AU)
@@ -376,12 +376,12 @@ def topic_run(demo_stores, tmp_path_factory):
 def test_a_run_reloads_from_its_checkpoint_with_its_devel_score(topic_run):
     cfg, result = topic_run
     client = MlflowClient(cfg.logger.tracking_uri)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["model"] == "mmt"
     params = run.data.params
     assert params["model.encoder.layers"] == "5" and params["data.segment_length"] == "220"
-    best = max(m.value for m in client.get_metric_history(result["run_id"], "devel/score"))
-    checkpoint = result["best_checkpoint"]
+    best = max(m.value for m in client.get_metric_history(result.run_id, "devel/score"))
+    checkpoint = result.best_checkpoint
     module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
     assert module.encoder.feature_dims == {"egemaps": 88, "fasttext": 300, "au": 35}
     datamodule = MuseDataModule.load_from_checkpoint(checkpoint)
@@ -398,13 +398,13 @@ def test_a_per_target_run_writes_a_submission_the_scorer_accepts(demo_stores, de
                  "model.encoder.layers=1")
     result = train(cfg)
     client = MlflowClient(cfg.logger.tracking_uri)
-    children = client.search_runs([client.get_run(result["run_id"]).info.experiment_id],
-                                  filter_string=f"tags.`{PARENT_TAG}` = '{result['run_id']}'")
+    children = client.search_runs([client.get_run(result.run_id).info.experiment_id],
+                                  filter_string=f"tags.`{PARENT_TAG}` = '{result.run_id}'")
     assert sorted(child.data.tags[TARGET_TAG] for child in children) == [
         "arousal", "topic", "valence"]
-    test_csv = Path(result["predictions"]) / "test.csv"
+    test_csv = Path(result.predictions) / "test.csv"
     scored = score_with_cli("topic", test_csv, demo_package, capsys)
-    assert scored == result["test"] and scored["n_rows"] == len(pd.read_csv(test_csv))
+    assert scored == result.test and scored["n_rows"] == len(pd.read_csv(test_csv))
     assert set(pd.read_csv(test_csv).columns) == {
         "id", "segment_id", "prediction_arousal", "prediction_valence", "prediction_topic"}
 

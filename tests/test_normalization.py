@@ -14,10 +14,10 @@ from test_module import FEATURES, make_module, make_trainer
 
 from muse.data.datamodule import CONTINUOUS_TABLE, MuseDataModule
 from muse.data.normalization import Normalizer
-from muse.data.store import Store
 from muse.errors import MuseError
-from muse.evaluation import evaluate_checkpoint
 from muse.module import MuseModule
+from muse.runs.evaluate import evaluate_checkpoint
+from muse.store.reader import Store
 
 FUSED = "+".join(FEATURES)
 SHIFT_SCALE, SHIFT = 3.0, 100.0  # the other store's features: 3 x + 100, every partition

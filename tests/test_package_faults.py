@@ -31,13 +31,13 @@ from handmade_package import (
 from scipy.io import wavfile
 
 from muse.cli import main as muse_main
-from muse.data import store_writer
-from muse.data.layout import PARTITION_FILE, audio_file, feature_dir, label_dir
-from muse.data.package import read_audio
-from muse.data.prepare import prepare
-from muse.data.prepare.estimate import expected_store_bytes
-from muse.data.prepare.plan import plan
 from muse.errors import MuseError, PackageError, StoreError
+from muse.package.layout import PARTITION_FILE, audio_file, feature_dir, label_dir
+from muse.package.reader import read_audio
+from muse.store import writer as store_writer
+from muse.store.prepare import prepare
+from muse.store.prepare.estimate import expected_store_bytes
+from muse.store.prepare.plan import plan
 
 
 @pytest.fixture
@@ -258,7 +258,7 @@ def start_slow_prepare(package: Path, out: Path) -> subprocess.Popen:
     """A prepare in another process that stops for a minute after its first video."""
     script = (
         "import time\n"
-        "from muse.data.prepare import continuous, prepare\n"
+        "from muse.store.prepare import continuous, prepare\n"
         "real = continuous.prepare_video\n"
         "def slow(*args, **kwargs):\n"
         "    real(*args, **kwargs)\n"

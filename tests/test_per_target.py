@@ -10,11 +10,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
-from muse.data.layout import aggregated_file
-from muse.evaluation import evaluate
+from muse.package.layout import aggregated_file
+from muse.runs.evaluate import evaluate
+from muse.runs.tracking import BEST_CHECKPOINT_TAG, PARENT_TAG, TARGET_TAG, mark
+from muse.runs.train import train
 from muse.scoring import score_files
-from muse.tracking import BEST_CHECKPOINT_TAG, PARENT_TAG, TARGET_TAG, mark
-from muse.training import train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 TARGETS = ["topic", "arousal", "valence"]
@@ -45,7 +45,7 @@ def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
     cfg = config(tmp_path, "train", *overrides)
     result = train(cfg)
     client = MlflowClient(cfg.logger.tracking_uri)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     kids = children(client, run)
     assert sorted(kids) == sorted(TARGETS)
@@ -60,12 +60,12 @@ def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
         assert Path(child.data.tags[BEST_CHECKPOINT_TAG]).parent.name == target
         assert "muse.config_hash" not in child.data.tags  # never mistaken for a whole run
     # The run's predictions combine the three models and pass the official scorer.
-    devel = Path(result["predictions"]) / "devel.csv"
+    devel = Path(result.predictions) / "devel.csv"
     scores = score_files("topic", aggregated_file(demo_package, "topic", "devel"), devel)
-    assert scores["topic_score"] == pytest.approx(result["devel"]["topic_score"])
+    assert scores["topic_score"] == pytest.approx(result.devel["topic_score"])
     assert "best/devel/emotion_score" in run.data.metrics
     evaluated = evaluate(config(tmp_path, "evaluate", f"run_id={run.info.run_id}"))
-    assert evaluated["scores"]["devel"] == result["devel"]
+    assert evaluated["scores"]["devel"] == result.devel
 
     # Interrupted during the valence model (its run KILLED, a last.ckpt left; a finished fit
     # leaves none): resuming keeps the finished topic and arousal models and continues
@@ -80,7 +80,7 @@ def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
     resumed = train(config(tmp_path, "train", *overrides[:-2], "trainer.max_epochs=3",
                            "trainer.enable_progress_bar=false",
                            f"ckpt_path={run.info.run_id}"))
-    assert resumed["run_id"] == run.info.run_id
+    assert resumed.run_id == run.info.run_id
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     after = {t: len(client.get_metric_history(kids[t].info.run_id, f"devel/{t}/score"))
              for t in TARGETS}

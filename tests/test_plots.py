@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from muse.data.layout import TOPIC_NAMES
 from muse.metrics import classification_scores, official_ccc, round_ccc
-from muse.plots import (
+from muse.package.layout import TOPIC_NAMES
+from muse.runs.plots import (
     SHORT_TOPIC_NAMES,
     confusion_matrices,
     learning_curves,

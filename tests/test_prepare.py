@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 
 from muse.cli import main as muse_main
-from muse.data.layout import PARTITION_FILE, feature_dir, label_dir
-from muse.data.prepare import prepare
 from muse.errors import PackageError
+from muse.package.layout import PARTITION_FILE, feature_dir, label_dir
+from muse.store.prepare import prepare
 
 
 @pytest.fixture(scope="session")
 def small_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A very small package that tests copy and then damage."""
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
 
     out = tmp_path_factory.mktemp("small") / "package"
     return synthesize(out, videos=5, minutes=0.3, seed=3, features=["egemaps", "fasttext"])
@@ -149,7 +149,7 @@ def test_empty_or_unreadable_file_is_named(package: Path, tmp_path: Path, conten
 
 
 def test_interrupted_prepare_leaves_no_store(package: Path, tmp_path: Path, monkeypatch) -> None:
-    from muse.data.prepare import continuous
+    from muse.store.prepare import continuous
 
     calls = []
     real = continuous.read_feature

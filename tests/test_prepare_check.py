@@ -9,7 +9,7 @@ import pytest
 from handmade_package import write_package
 
 from muse.cli import main as muse_main
-from muse.data.layout import label_dir
+from muse.package.layout import label_dir
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:

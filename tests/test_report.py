@@ -17,7 +17,7 @@ from muse.errors import MuseError
 from muse.report import report
 from muse.report.figures import score_figure
 from muse.report.record import EXPERIMENT, NOTE_TAG
-from muse.training import train
+from muse.runs.train import train
 
 CONF = str(Path(__file__).parents[1] / "conf")
 SD_OF_TWO = math.sqrt(2) * 0.05  # sample sd of two values 0.1 apart
@@ -359,7 +359,7 @@ def test_report_on_real_training_runs(trained, tmp_path: Path) -> None:
     made = report(uri, out=tmp_path / "report")
     wild = table(made, "wild")
     assert len(wild.rows) == 1 and wild.rows[0].seeds == ("1", "2")
-    devel = [scores["devel"] for task, scores in results if task == "wild"]
+    devel = [result.devel for task, result in results if task == "wild"]
     for metric, pick in (("score", lambda s: s["score"]),
                          ("arousal/ccc", lambda s: s["arousal"]["ccc"]),
                          ("valence/ccc", lambda s: s["valence"]["ccc"])):
@@ -369,13 +369,13 @@ def test_report_on_real_training_runs(trained, tmp_path: Path) -> None:
     topic = next(scores for task, scores in results if task == "topic")
     emotions = table(made, "topic_emotions").rows[0]
     assert emotions.cell("devel", "emotion_score").values == pytest.approx(
-        [topic["devel"]["emotion_score"]])
+        [topic.devel["emotion_score"]])
     assert emotions.cell("test", "valence/score").values == pytest.approx(
-        [topic["test"]["valence"]["score"]])
+        [topic.test["valence"]["score"]])
     topics = table(made, "topic_topics").rows[0]
-    assert topics.cell("test", "topic/uar").values == pytest.approx([topic["test"]["topic"]["uar"]])
+    assert topics.cell("test", "topic/uar").values == pytest.approx([topic.test["topic"]["uar"]])
     assert topics.cell("devel", "topic_score").values == pytest.approx(
-        [topic["devel"]["topic_score"]])
+        [topic.devel["topic_score"]])
     assert [r.partition for r in made.rankings] == ["devel", "test"]
     # Table 2's LSTM + Self-Att on Ge + FT, the default run, stands beside it.
     assert wild.rows[0].paper_value("test", "score") == 0.0690

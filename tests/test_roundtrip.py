@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from muse.data.layout import PARTITION_FILE, TASKS, feature_dir, label_dir, transcript_file
+from muse.package.layout import PARTITION_FILE, feature_dir, label_dir, transcript_file
+from muse.tasks import TASKS
 
 
 def video_rows(store: h5py.File, table: str, index: int) -> slice:
@@ -94,7 +95,7 @@ def test_gold_predictions_through_the_datamodule_score_perfectly(
         demo_package: Path, demo_stores: dict[str, Path], task: str) -> None:
     """Store -> datamodule -> predictions_frame -> official scorer: every key, perfect scores."""
     from muse.data.datamodule import MuseDataModule
-    from muse.data.layout import aggregated_file
+    from muse.package.layout import aggregated_file
     from muse.scoring import score_frames
 
     features = "egemaps,fasttext" if task != "topic" else "egemaps,vggface"

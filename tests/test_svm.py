@@ -22,14 +22,13 @@ from omegaconf import DictConfig
 from sklearn.metrics import recall_score
 from sklearn.svm import LinearSVC
 
-from muse.classical.harness import MODEL_FILE
 from muse.classical.segments import Segments, load_segments, segment_means
 from muse.classical.svm import FittedSVM, SVMSettings, choose, fit_target
-from muse.data.datamodule import MuseDataModule
-from muse.data.store import MemoryRows
 from muse.errors import MuseError
-from muse.evaluation import evaluate
-from muse.training import train
+from muse.runs.evaluate import evaluate
+from muse.runs.sklearn import MODEL_FILE
+from muse.runs.train import train
+from muse.store.reader import MemoryRows, Store
 
 CONF = str(Path(__file__).parents[1] / "conf")
 TARGETS = ("topic", "arousal", "valence")
@@ -48,8 +47,8 @@ def config(root: Path, *overrides: str, name: str = "train") -> DictConfig:
 def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(package, topic store): 24 one-minute videos, enough segments for the SVM to learn
     arousal from egemaps (the 8-video session demo has 11 train and 9 devel segments)."""
-    from muse.data.prepare import prepare
-    from muse.data.synthetic import synthesize
+    from muse.package.synthetic import synthesize
+    from muse.store.prepare import prepare
 
     out = tmp_path_factory.mktemp("svm_package")
     path = synthesize(out / "muse2020", videos=24, minutes=1.0, seed=3,
@@ -92,7 +91,7 @@ def svc(C: float, seed: int = 42) -> LinearSVC:
 
 
 def fitted_model(svm_run) -> FittedSVM:
-    return FittedSVM.load(Path(svm_run[1]["best_checkpoint"]))
+    return FittedSVM.load(Path(svm_run[1].best_checkpoint))
 
 
 def test_the_chosen_C_has_the_best_devel_uar(svm_run, package) -> None:
@@ -111,17 +110,17 @@ def test_the_chosen_C_has_the_best_devel_uar(svm_run, package) -> None:
         assert fit.Cs == Cs
         np.testing.assert_allclose(fit.devel_uar, uars, atol=1e-9)
         assert (target, fit.C) == (target, expected)
-        assert svm_run[1]["C"][target] == expected
+        assert svm_run[1].chosen["C"][target] == expected
         spread.append(best - min(uars))
     assert max(spread) > 10  # the sweep matters: some target's devel UAR moves with C
 
 
 def test_segment_means_match_the_file(package) -> None:
     ref = reference_segments(package[1])
-    segments = load_segments(MuseDataModule(package[1], "topic", ["egemaps"]))
+    segments = load_segments(Store(package[1]), ["egemaps"])
     np.testing.assert_allclose(segments.features, ref["x"], rtol=1e-12)
-    streamed = load_segments(MuseDataModule(package[1], "topic", ["egemaps"],
-                                            memory_budget_mb=0))  # read segment by segment
+    streamed = load_segments(Store(package[1], memory_budget_mb=0),
+                             ["egemaps"])  # read segment by segment
     np.testing.assert_array_equal(streamed.features, segments.features)
     np.testing.assert_array_equal(segments.partitions, ref["partition"])
     for target in TARGETS:
@@ -151,8 +150,8 @@ def test_the_test_model_is_refit_on_train_and_devel(svm_run, package) -> None:
 def test_the_svm_learns_arousal_from_egemaps(svm_run) -> None:
     _, result = svm_run
     # Devel picks C, so its UAR is optimistic; test (the refit model, unseen) is the honest one.
-    assert result["devel"]["arousal"]["uar"] > CHANCE_UAR + 15
-    assert result["test"]["arousal"]["uar"] > CHANCE_UAR + 15
+    assert result.devel["arousal"]["uar"] > CHANCE_UAR + 15
+    assert result.test["arousal"]["uar"] > CHANCE_UAR + 15
 
 
 def test_unlabelled_segments_are_not_fitted_on() -> None:
@@ -182,7 +181,7 @@ def test_unlabelled_segments_are_not_fitted_on() -> None:
 def test_segment_means_need_an_aligned_table(package) -> None:
     with pytest.raises(MuseError, match="data.alignment=unaligned: .* egemaps_aligned or "
                                         "fasttext_aligned"):
-        load_segments(MuseDataModule(package[1], "topic", ["egemaps"], alignment="unaligned"))
+        load_segments(Store(package[1]), ["egemaps"], table="unaligned")
 
 
 def test_segment_means_give_zeros_to_an_empty_segment() -> None:
@@ -194,7 +193,7 @@ def test_segment_means_give_zeros_to_an_empty_segment() -> None:
 def test_the_run_is_recorded_in_mlflow(svm_run) -> None:
     cfg, result = svm_run
     client = MlflowClient(cfg.logger.tracking_uri)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "svm-egemaps-s42"  # the model's default features
     assert client.get_experiment(run.info.experiment_id).name == "MuSe-Topic"
@@ -202,48 +201,48 @@ def test_the_run_is_recorded_in_mlflow(svm_run) -> None:
     assert run.data.params["model.kind"] == "sklearn"
     metrics = run.data.metrics
     for target in TARGETS:
-        assert float(run.data.params[f"svm/{target}/C"]) == result["C"][target]
-        assert metrics[f"svm/{target}/C"] == result["C"][target]
+        assert float(run.data.params[f"svm/{target}/C"]) == result.chosen["C"][target]
+        assert metrics[f"svm/{target}/C"] == result.chosen["C"][target]
         history = client.get_metric_history(run.info.run_id, f"sweep/{target}/devel_uar")
         assert sorted(m.step for m in history) == list(range(6))
         assert max(m.value for m in history) == pytest.approx(max(
             fitted_model(svm_run).fits[target].devel_uar))
-        assert metrics[f"best/devel/{target}/uar"] == result["devel"][target]["uar"]
-    assert metrics["best/test/emotion_score"] == result["test"]["emotion_score"]
+        assert metrics[f"best/devel/{target}/uar"] == result.devel[target]["uar"]
+    assert metrics["best/test/emotion_score"] == result.test["emotion_score"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"predictions", "plots", "config.yaml", "scores.json"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/devel_confusion.png"}
     best = Path(run.data.tags["muse.best_checkpoint"])
-    assert best.name == MODEL_FILE and best.parent.name == result["run_id"] and best.is_file()
+    assert best.name == MODEL_FILE and best.parent.name == result.run_id and best.is_file()
 
 
 def test_the_submission_passes_the_scorer(svm_run, package, capsys) -> None:
     _, result = svm_run
-    test_csv = Path(result["predictions"]) / "test.csv"
+    test_csv = Path(result.predictions) / "test.csv"
     frame = pd.read_csv(test_csv)
     assert list(frame.columns) == ["id", "segment_id", "prediction_topic", "prediction_arousal",
                                    "prediction_valence"]
     scored = score_with_cli("topic", test_csv, package[0], capsys)
-    assert scored["emotion_score"] == result["test"]["emotion_score"]
-    assert scored["topic_score"] == result["test"]["topic_score"]
+    assert scored["emotion_score"] == result.test["emotion_score"]
+    assert scored["topic_score"] == result.test["topic_score"]
 
 
 def test_evaluate_reloads_the_saved_model_and_reproduces_its_scores(svm_run, tmp_path) -> None:
     cfg, result = svm_run
     root = Path(cfg.paths.root_dir)
-    by_run = evaluate(config(root, f"run_id={result['run_id']}",
+    by_run = evaluate(config(root, f"run_id={result.run_id}",
                              f"paths.output_dir={tmp_path}/run", name="evaluate"))
-    assert by_run["scores"]["devel"] == result["devel"]
-    assert by_run["scores"]["test"] == result["test"]
+    assert by_run["scores"]["devel"] == result.devel
+    assert by_run["scores"]["test"] == result.test
     assert (pd.read_csv(tmp_path / "run" / "test.csv")
-            .equals(pd.read_csv(Path(result["predictions"]) / "test.csv")))
-    metrics = MlflowClient(cfg.logger.tracking_uri).get_run(result["run_id"]).data.metrics
-    assert metrics["evaluate/devel/emotion_score"] == result["devel"]["emotion_score"]
-    by_file = evaluate(config(root, f"ckpt={result['best_checkpoint']}",
+            .equals(pd.read_csv(Path(result.predictions) / "test.csv")))
+    metrics = MlflowClient(cfg.logger.tracking_uri).get_run(result.run_id).data.metrics
+    assert metrics["evaluate/devel/emotion_score"] == result.devel["emotion_score"]
+    by_file = evaluate(config(root, f"ckpt={result.best_checkpoint}",
                               f"paths.output_dir={tmp_path}/file", name="evaluate"))
-    assert by_file["run_id"] == result["run_id"]
-    assert by_file["scores"]["devel"] == result["devel"]
+    assert by_file["run_id"] == result.run_id
+    assert by_file["scores"]["devel"] == result.devel
 
 
 def test_evaluate_refuses_a_file_that_is_no_saved_svm(svm_run, tmp_path) -> None:
@@ -282,7 +281,7 @@ def test_a_skops_file_with_other_types_is_refused_unloaded(svm_run, tmp_path) ->
     with pytest.raises(MuseError, match=r"holds types a muse SVM never has \(posix\.system\)"):
         FittedSVM.load(path)
     truncated = tmp_path / "truncated.skops"
-    truncated.write_bytes(Path(svm_run[1]["best_checkpoint"]).read_bytes()[:300])
+    truncated.write_bytes(Path(svm_run[1].best_checkpoint).read_bytes()[:300])
     with pytest.raises(MuseError, match="truncated.skops: not a saved muse SVM"):
         FittedSVM.load(truncated)
 

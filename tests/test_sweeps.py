@@ -1,4 +1,5 @@
-"""The paper's tables as sweeps (sweeps/): every table composes from rows that exist, and a tiny
+"""The paper's tables as sweeps (muse/sweeps/): every table composes from rows that exist, from any
+working directory and from an installed copy of muse as the Docker image has it, and a tiny
 sweep run as users run it (`python train.py -m sweep=...`, a subprocess) trains each job once in
 its own folder, skips them all when run again, after a kill finishes only what is missing,
 survives a failing job, and feeds `muse report` the table's rows and columns."""
@@ -51,8 +52,9 @@ def compose_train(*overrides: str, hydra: bool = False):
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))
-def test_every_table_sweeps_its_rows_over_three_seeds(table: str, monkeypatch) -> None:
-    monkeypatch.chdir(ROOT)  # the sweeps/ search path is relative to the repository root
+def test_every_table_sweeps_its_rows_over_three_seeds(table: str, monkeypatch,
+                                                     tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the sweeps are found in the package, not the working directory
     task, rows = TABLES[table]
     cfg = compose_train(f"sweep={table}", hydra=True)
     params = cfg.hydra.sweeper.params
@@ -71,15 +73,49 @@ def test_every_table_sweeps_its_rows_over_three_seeds(table: str, monkeypatch) -
         assert job.features.names or job.features.name == "text"
 
 
+COMPOSE_SWEEP = """
+import json, sys
+from hydra import compose, initialize_config_dir
+import muse
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    cfg = compose("train", overrides=["sweep=table2_wild"], return_hydra_config=True)
+print(json.dumps({"muse": muse.__file__, "task": cfg.task.name,
+                  "rows": cfg.hydra.sweeper.params.row}))
+"""
+
+
+@pytest.mark.slow
+def test_an_installed_copy_composes_every_sweep(tmp_path: Path) -> None:
+    """As in the Docker image: muse installed (not editable), train.py and conf/ beside it,
+    composed from a folder outside the repository."""
+    source, site, app = tmp_path / "source", tmp_path / "site", tmp_path / "app"
+    shutil.copytree(ROOT / "muse", source / "muse",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--quiet", "--target", str(site), str(source)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    shutil.copytree(ROOT / "conf", app / "conf")
+    shutil.copy(ROOT / "train.py", app / "train.py")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-c", COMPOSE_SWEEP, str(app / "conf")], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, check=True)
+    composed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert Path(composed["muse"]).is_relative_to(site)  # not the repository's muse
+    assert composed["task"] == "wild"
+    assert {row.strip() for row in composed["rows"].split(",")} == TABLES["table2_wild"][1]
+
+
 def test_the_slurm_launcher_config_extends_submitit() -> None:
-    slurm = yaml.safe_load((ROOT / "sweeps/hydra/launcher/slurm.yaml").read_text())
+    slurm = yaml.safe_load((ROOT / "muse/sweeps/hydra/launcher/slurm.yaml").read_text())
     assert slurm["defaults"] == ["submitit_slurm"]
     assert {"partition", "timeout_min", "gpus_per_node", "array_parallelism"} <= set(slurm)
 
 
 def test_a_skipped_job_returns_the_scores_its_run_logged() -> None:
-    from muse.evaluation import Evaluation
-    from muse.tracking import best_scores
+    from muse.runs.evaluation import Evaluation
+    from muse.runs.tracking import best_scores
 
     scores = {"devel": {"topic_score": 61.2, "emotion_score": 40.5,
                         "topic": {"f1": 62.0, "uar": 59.6, "score": 61.2},

@@ -13,14 +13,12 @@ import pytest
 from scipy.io import wavfile
 
 from muse.cli import main as muse_main
-from muse.data.layout import (
+from muse.package.layout import (
     CEILINGS_FILE,
     FEATURE_SETS,
     PARTITION_FILE,
-    PARTITIONS,
     STEP_COLUMNS,
     STEP_MS,
-    TASKS,
     TOPIC_MAPPING_FILE,
     TOPIC_NAMES,
     UNALIGNED_ONLY,
@@ -32,11 +30,11 @@ from muse.data.layout import (
     label_dir,
     transcript_file,
 )
-from muse.data.synthetic import SCALES, SynthesisError, synthesize
-from muse.data.synthetic import build as synth_build
-from muse.data.synthetic.ceilings import ccc, topic_score
-from muse.data.synthetic.plan import plan_package
-from muse.data.synthetic.text import (
+from muse.package.synthetic import SCALES, SynthesisError, synthesize
+from muse.package.synthetic import build as synth_build
+from muse.package.synthetic.ceilings import ccc, topic_score
+from muse.package.synthetic.plan import plan_package
+from muse.package.synthetic.text import (
     ADVERT_WORDS,
     CREDIBLE_WORDS,
     DUBIOUS_WORDS,
@@ -45,6 +43,7 @@ from muse.data.synthetic.text import (
     POSITIVE_WORDS,
     TOPIC_WORDS,
 )
+from muse.tasks import ALL_PARTITIONS, TASKS
 
 TEST_FEATURES = ["egemaps", "lld", "fasttext", "vggface", "au"]  # as in conftest
 TINY = {"videos": 4, "minutes": 0.3, "seed": 3, "features": ["egemaps", "fasttext", "au"]}
@@ -84,7 +83,7 @@ def test_every_documented_path_exists(demo_package: Path) -> None:
     assert (demo_package / TOPIC_MAPPING_FILE).is_file()
     assert (demo_package / CEILINGS_FILE).is_file()
     for task, spec in TASKS.items():
-        for partition in PARTITIONS:
+        for partition in ALL_PARTITIONS:
             assert aggregated_file(demo_package, task, partition).is_file()
         for video in videos(demo_package):
             for target in spec.targets:
@@ -102,7 +101,7 @@ def test_partitions_and_topic_mapping(demo_package: Path) -> None:
     parts = pd.read_csv(demo_package / PARTITION_FILE)
     assert list(parts.columns) == ["Id", "Proposal"]
     assert len(parts) == 8 and parts["Id"].is_unique
-    assert set(parts["Proposal"]) == set(PARTITIONS)
+    assert set(parts["Proposal"]) == set(ALL_PARTITIONS)
     assert parts["Id"].max() > len(parts)  # ids are not 1..N
     mapping = pd.read_csv(demo_package / TOPIC_MAPPING_FILE)
     assert list(mapping.columns) == ["class_id", "class_name"]
@@ -159,7 +158,7 @@ def test_wild_drops_the_adverts_that_trust_keeps(demo_package: Path) -> None:
 def test_label_files_and_aggregated_tables_agree(demo_package: Path) -> None:
     parts = videos(demo_package)
     for task, spec in TASKS.items():
-        for partition in PARTITIONS:
+        for partition in ALL_PARTITIONS:
             table = pd.read_csv(aggregated_file(demo_package, task, partition))
             assert list(table.columns) == [*spec.key, *spec.label_columns()]
             members = [v for v, p in parts.items() if p == partition]
@@ -205,8 +204,8 @@ def test_ceilings_cover_every_task_partition_and_target(demo_package: Path) -> N
     ceilings = json.loads((demo_package / CEILINGS_FILE).read_text())
     assert set(ceilings) == set(TASKS)
     for task, spec in TASKS.items():
-        assert set(ceilings[task]) == set(PARTITIONS)
-        for partition in PARTITIONS:
+        assert set(ceilings[task]) == set(ALL_PARTITIONS)
+        for partition in ALL_PARTITIONS:
             scores = ceilings[task][partition]
             assert set(scores) == set(spec.targets)
             for value in scores.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from muse import tracking
+from muse.runs import tracking
 
 
 def _create_experiment(uri: str, artifacts: str, start: multiprocessing.Barrier,

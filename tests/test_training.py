@@ -17,9 +17,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from muse.errors import MuseError
-from muse.evaluation import evaluate
 from muse.module import MuseModule
-from muse.training import run_lock, train
+from muse.runs.builders import run_lock
+from muse.runs.evaluate import evaluate
+from muse.runs.train import train
 
 ROOT = Path(__file__).parents[1]
 CONF = str(ROOT / "conf")
@@ -60,14 +61,14 @@ def wild_run(demo_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFact
 def test_fast_dev_run_every_task(demo_stores: dict[str, Path], tmp_path: Path, task: str) -> None:
     cfg = config(tmp_path, demo_stores[task].parent, f"task={task}", "debug=fast")
     result = train(cfg)
-    assert result["fast_dev_run"]
+    assert result.fast_dev_run
     assert not (tmp_path / "logs").exists()  # a smoke run records nothing
 
 
 def test_a_run_is_recorded_in_mlflow(wild_run) -> None:
     cfg, result = wild_run
     client = MlflowClient(cfg.logger.tracking_uri)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "lstm_att-ge_ft-s42"
     assert client.get_experiment(run.info.experiment_id).name == "MuSe-Wild"
@@ -93,8 +94,8 @@ def test_a_run_says_when_it_trained_on_the_synthetic_demo(
         wild_run, demo_package: Path, tmp_path: Path, capsys) -> None:
     cfg, result = wild_run  # the session's stores, prepared from a package: not the demo
     client = MlflowClient(cfg.logger.tracking_uri)
-    tags = client.get_run(result["run_id"]).data.tags
-    assert tags["muse.synthetic_demo"] == "false" and not result["synthetic_demo"]
+    tags = client.get_run(result.run_id).data.tags
+    assert tags["muse.synthetic_demo"] == "false" and not result.synthetic_demo
     assert tags["muse.data"].endswith("wild.h5")
 
     data = tmp_path / "data"
@@ -103,39 +104,39 @@ def test_a_run_says_when_it_trained_on_the_synthetic_demo(
     demo = train(config(tmp_path, data, *QUICK, "trainer.max_epochs=1"))
     assert "synthetic demo" in capsys.readouterr().out
     demo_tags = MlflowClient(f"sqlite:///{tmp_path}/logs/mlflow.db").get_run(
-        demo["run_id"]).data.tags
-    assert demo_tags["muse.synthetic_demo"] == "true" and demo["synthetic_demo"]
+        demo.run_id).data.tags
+    assert demo_tags["muse.synthetic_demo"] == "true" and demo.synthetic_demo
 
 
 def test_best_devel_score_matches_the_logged_checkpoint_metric(wild_run) -> None:
     cfg, result = wild_run
     client = MlflowClient(cfg.logger.tracking_uri)
-    history = client.get_metric_history(result["run_id"], "devel/score")
+    history = client.get_metric_history(result.run_id, "devel/score")
     best_epoch_score = max(m.value for m in history)
-    assert result["devel"]["score"] == pytest.approx(best_epoch_score, abs=1e-3)
+    assert result.devel["score"] == pytest.approx(best_epoch_score, abs=1e-3)
 
 
 def test_submission_csv_passes_the_scorer(wild_run, demo_package: Path, capsys) -> None:
     _, result = wild_run
-    test_csv = Path(result["predictions"]) / "test.csv"
+    test_csv = Path(result.predictions) / "test.csv"
     frame = pd.read_csv(test_csv)
     assert list(frame.columns) == ["id", "timestamp", "prediction_arousal", "prediction_valence"]
     assert not frame.isna().any().any()
     scored = score_with_cli("wild", test_csv, demo_package, capsys)
-    assert scored["score"] == result["test"]["score"]
+    assert scored["score"] == result.test["score"]
 
 
 def test_evaluate_reproduces_the_logged_devel_score(wild_run, tmp_path: Path) -> None:
     cfg, result = wild_run
-    eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"run_id={result['run_id']}",
+    eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"run_id={result.run_id}",
                       f"paths.output_dir={tmp_path}", name="evaluate")
     evaluated = evaluate(eval_cfg)
-    assert evaluated["scores"]["devel"] == result["devel"]
+    assert evaluated["scores"]["devel"] == result.devel
     assert (tmp_path / "test.csv").exists()
     client = MlflowClient(cfg.logger.tracking_uri)
-    metrics = client.get_run(result["run_id"]).data.metrics
-    assert metrics["evaluate/devel/score"] == result["devel"]["score"]
-    assert "submission" in {a.path for a in client.list_artifacts(result["run_id"])}
+    metrics = client.get_run(result.run_id).data.metrics
+    assert metrics["evaluate/devel/score"] == result.devel["score"]
+    assert "submission" in {a.path for a in client.list_artifacts(result.run_id)}
 
 
 def test_interrupted_run_resumes_from_last_into_the_same_run(
@@ -174,12 +175,12 @@ def test_interrupted_run_resumes_from_last_into_the_same_run(
     assert client.get_run(killed.info.run_id).info.status == "RUNNING"
 
     result = train(config(tmp_path, demo_stores["wild"].parent, *overrides, "ckpt_path=last"))
-    assert result["run_id"] == killed.info.run_id
-    run = client.get_run(result["run_id"])
+    assert result.run_id == killed.info.run_id
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
-    epochs = sorted({int(m.value) for m in client.get_metric_history(result["run_id"], "epoch")})
+    epochs = sorted({int(m.value) for m in client.get_metric_history(result.run_id, "epoch")})
     assert epochs[-1] == 2
-    assert len(client.get_metric_history(result["run_id"], "devel/score")) == 3
+    assert len(client.get_metric_history(result.run_id, "devel/score")) == 3
 
 
 def test_a_crash_is_marked_failed_with_its_traceback(
@@ -218,16 +219,16 @@ def test_resume_without_an_unfinished_run_is_a_clear_error(
 
 def test_evaluate_a_checkpoint_file_finds_its_run(wild_run, tmp_path: Path) -> None:
     cfg, result = wild_run
-    eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"ckpt={result['best_checkpoint']}",
+    eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"ckpt={result.best_checkpoint}",
                       f"paths.output_dir={tmp_path}", name="evaluate")
     evaluated = evaluate(eval_cfg)
-    assert evaluated["run_id"] == result["run_id"]
-    assert evaluated["scores"]["devel"] == result["devel"]
+    assert evaluated["run_id"] == result.run_id
+    assert evaluated["scores"]["devel"] == result.devel
 
 
 def test_a_corrupt_checkpoint_is_a_named_error(wild_run, tmp_path: Path) -> None:
     cfg, result = wild_run
-    whole = Path(result["best_checkpoint"]).read_bytes()
+    whole = Path(result.best_checkpoint).read_bytes()
     for name, content in (("truncated.ckpt", whole[: len(whole) // 2]),
                           ("notes.ckpt", b"not a checkpoint"), ("empty.ckpt", b"")):
         path = tmp_path / name

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from muse.data.datamodule import MuseDataModule
-from muse.data.datasets import Rows
-from muse.errors import MuseError
+from muse.errors import MuseError, StoreError
+from muse.store.reader import MemoryRows, Store, StreamedRows
+from muse.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Segments:
         return rows[self.labels[target][rows] >= 0]
 
 
-def segment_means(rows: Rows, offsets: np.ndarray) -> np.ndarray:
+def segment_means(rows: MemoryRows | StreamedRows, offsets: np.ndarray) -> np.ndarray:
     """(S, D) column means of `rows[offsets[s]:offsets[s+1]]`; zeros for empty segments.
 
     `rows` is a store's `MemoryRows` or `StreamedRows`: one read per segment works for both,
@@ -50,19 +50,26 @@ def segment_means(rows: Rows, offsets: np.ndarray) -> np.ndarray:
     return means
 
 
-def load_segments(datamodule: MuseDataModule) -> Segments:
-    """The segments of the datamodule's topic store, with its table, features and targets."""
-    table = datamodule.table
-    if table not in datamodule.spec.aligned:
+def load_segments(store: Store, features: list[str], table: str | None = None,
+                  targets: list[str] | None = None) -> Segments:
+    """The segments of a topic store: the means of `features` over the rows of `table` (the
+    task's first aligned table by default), the labels of `targets` (default: all the store's).
+    """
+    aligned = TASKS[store.task].aligned
+    table = table or aligned[0]
+    if table not in aligned:
         raise MuseError(f"data.alignment={table}: segment means are taken over the rows of one "
-                        f"aligned table, {' or '.join(datamodule.spec.aligned)}")
-    store = datamodule.store
+                        f"aligned table, {' or '.join(aligned)}")
+    targets = list(store.targets if targets is None else targets)
+    missing = [t for t in targets if t not in store.targets]
+    if missing:
+        raise StoreError(f"{store.path}: no target {', '.join(missing)}; "
+                         f"the store has: {', '.join(store.targets)}")
     video_of_segment = store.segment_videos()
     segments = Segments(
-        features=segment_means(store.rows(table, datamodule.features),
+        features=segment_means(store.rows(table, features),
                                store.read(f"{table}/segment_offsets")),
-        labels={t: store.read(f"segments/labels/{t}").astype(np.int64)
-                for t in datamodule.targets},
+        labels={t: store.read(f"segments/labels/{t}").astype(np.int64) for t in targets},
         video_ids=store.video_ids[video_of_segment],
         segment_ids=store.read("segments/segment_id").astype(np.int64),
         partitions=np.asarray(store.partitions[video_of_segment], dtype=str),

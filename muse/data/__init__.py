@@ -1,1 +1,5 @@
-"""Data: the official package layout, the synthetic generator, the HDF5 store and datamodules."""
+"""The torch side of the data: datasets, the LightningDataModule, normalisation, sharding.
+
+They read HDF5 stores (`muse.store`), which `muse prepare` makes from the package
+(`muse.package`).
+"""

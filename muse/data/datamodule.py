@@ -33,10 +33,8 @@ from muse.data.datasets import (
     make_windows,
     predictions_frame,
 )
-from muse.data.layout import EMOTION_CLASSES, PARTITIONS, STEP_MS, TASKS, TOPIC_NAMES
 from muse.data.normalization import Normalizer
 from muse.data.sharding import evaluation_sampler
-from muse.data.store import Store
 from muse.data.unaligned import (
     UNALIGNED,
     collate_unaligned,
@@ -44,6 +42,9 @@ from muse.data.unaligned import (
     unaligned_table,
 )
 from muse.errors import MuseError, StoreError
+from muse.package.layout import EMOTION_CLASSES, STEP_MS, TOPIC_NAMES
+from muse.store.reader import Store
+from muse.tasks import ALL_PARTITIONS, TASKS
 
 CONTINUOUS_TABLE = "label_aligned"
 TOPIC_ALIGNMENT = "egemaps_aligned"
@@ -316,7 +317,7 @@ class MuseDataModule(pl.LightningDataModule):
             partition: SequenceDataset(
                 make_windows(offsets, store.videos(partition), self.eval_window), **shared
             )
-            for partition in PARTITIONS
+            for partition in ALL_PARTITIONS
         }
         return training, evaluation
 
@@ -336,7 +337,7 @@ class MuseDataModule(pl.LightningDataModule):
             partition: SegmentDataset(
                 np.flatnonzero(np.isin(video_of_segment, store.videos(partition))), **shared
             )
-            for partition in PARTITIONS
+            for partition in ALL_PARTITIONS
         }
         return evaluation["train"], evaluation  # a segment is the same item in both roles
 
@@ -348,8 +349,8 @@ class MuseDataModule(pl.LightningDataModule):
 
     def dataset(self, partition: str) -> Dataset:
         """The evaluation items of a partition, in store order."""
-        if partition not in PARTITIONS:
-            raise ValueError(f"unknown partition {partition!r}; choose one of {PARTITIONS}")
+        if partition not in ALL_PARTITIONS:
+            raise ValueError(f"unknown partition {partition!r}; choose one of {ALL_PARTITIONS}")
         self.setup()
         return self._evaluation[partition]
 
@@ -398,4 +399,5 @@ class MuseDataModule(pl.LightningDataModule):
         targets: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """`predictions_frame` of `muse.data.datasets`, stacked predictions in `targets` order."""
-        return predictions_frame(batches, predictions, targets or self.targets)
+        return predictions_frame(batches, predictions, self.spec.per_segment,
+                                 targets or self.targets)

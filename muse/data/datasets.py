@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from muse.data.normalization import Normalizer
-from muse.data.store import Audio, MemoryRows, StreamedRows
+from muse.store.reader import Audio, MemoryRows, StreamedRows
 
 Rows = MemoryRows | StreamedRows
 
@@ -250,17 +250,18 @@ def _per_target(
 
 
 def predictions_frame(
-    batches: Iterable[dict], predictions: Iterable[object], targets: Sequence[str] | None = None
+    batches: Iterable[dict], predictions: Iterable[object], per_segment: bool,
+    targets: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Rows of the scorer's layout from evaluation batches and the predictions made on them.
 
     Continuous batches give `id, timestamp, prediction_<target>...` with one row per real
     (masked) step; topic batches give `id, segment_id, prediction_<target>...` (int classes).
-    Rows are sorted by the key columns.
+    Rows are sorted by the key columns. `per_segment`: the task's (`muse.tasks.Task`).
     """
     frames = []
     for batch, prediction in zip(batches, predictions, strict=True):
-        segments = "segment_id" in batch
+        segments = per_segment
         columns = _per_target(prediction, targets, segments)
         video_id = _numpy(batch["video_id"])
         if segments:
@@ -276,5 +277,5 @@ def predictions_frame(
         frames.append(pd.DataFrame(frame))
     if not frames:
         raise ValueError("no batches to turn into predictions")
-    keys = ["id", "segment_id"] if "segment_id" in frames[0] else ["id", "timestamp"]
+    keys = ["id", "segment_id"] if per_segment else ["id", "timestamp"]
     return pd.concat(frames).sort_values(keys).reset_index(drop=True)

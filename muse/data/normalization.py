@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from muse.data.store import MemoryRows, StreamedRows
+from muse.store.reader import MemoryRows, StreamedRows
 
 
 class Normalizer:

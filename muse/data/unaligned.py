@@ -25,9 +25,9 @@ import torch
 from torch.utils.data import Dataset
 
 from muse.data.datasets import _mask, _pad
-from muse.data.layout import PARTITIONS
 from muse.data.normalization import Normalizer
-from muse.data.store import MemoryRows, Store, StreamedRows
+from muse.store.reader import MemoryRows, Store, StreamedRows
+from muse.tasks import ALL_PARTITIONS
 
 UNALIGNED = "unaligned"
 
@@ -150,7 +150,7 @@ def unaligned_segments(
     return {
         partition: UnalignedSegmentDataset(
             np.flatnonzero(np.isin(video_of_segment, store.videos(partition))), **shared)
-        for partition in PARTITIONS
+        for partition in ALL_PARTITIONS
     }
 
 

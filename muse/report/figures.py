@@ -4,7 +4,7 @@ One panel per partition with scores; per feature set a group of bars, one per sy
 mean over seeds with a +-sd error bar and every seed's score as a dot, so two seeds that
 disagree are visible at a glance; a hollow diamond marks the paper's published value (real
 MuSe-CaR) where it has one. Built with matplotlib's object-oriented API like
-`muse.plots` (no pyplot state).
+`muse.runs.plots` (no pyplot state).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from muse.report.render import PAPER_LABEL
-from muse.report.tables import PARTITIONS, Table
+from muse.report.tables import Table
+from muse.tasks import EVALUATED_PARTITIONS
 
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
@@ -26,7 +27,7 @@ _PAPER_LEGEND = {"marker": "D", "markerfacecolor": "none", "markeredgecolor": "b
 def score_figure(table: Table) -> Figure:
     """Bars of the table's headline column per feature set and system, per partition."""
     column = table.spec.column(table.spec.headline)
-    partitions = [p for p in PARTITIONS
+    partitions = [p for p in EVALUATED_PARTITIONS
                   if any(row.cell(p, column.metric).n for row in table.rows)] or ["devel"]
     features = list(dict.fromkeys(row.features_label for row in table.rows))
     systems = list(dict.fromkeys(row.system for row in table.rows))

@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from muse.report.runs import sqlite_path
-from muse.report.tables import PARTITIONS, Table
+from muse.report.tables import Table
+from muse.tasks import EVALUATED_PARTITIONS
 
 EXPERIMENT = "muse-report"
 NOTE_TAG = "mlflow.note.content"  # the run description the MLflow UI renders as markdown
@@ -36,7 +37,7 @@ def best_metrics(tables: list[Table]) -> dict[str, float]:
     found = {}
     for table in tables:
         for column in table.spec.columns:
-            for partition in PARTITIONS:
+            for partition in EVALUATED_PARTITIONS:
                 means = [row.cell(partition, column.metric).mean for row in table.rows
                          if row.cell(partition, column.metric).n]
                 if means:

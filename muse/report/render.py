@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from muse.report.tables import PARTITIONS, Column, Ranking, Row, Table
+from muse.report.tables import Column, Ranking, Row, Table
+from muse.tasks import EVALUATED_PARTITIONS
 
 PAPER_LABEL = "paper (real MuSe-CaR)"
 NO_VALUE = "–"
@@ -44,7 +45,7 @@ def cell_text(row: Row, partition: str, column: Column) -> str:
 
 
 def paper_text(row: Row, column: Column) -> str:
-    values = [row.paper_value(partition, column.metric) for partition in PARTITIONS]
+    values = [row.paper_value(partition, column.metric) for partition in EVALUATED_PARTITIONS]
     if all(value is None for value in values):
         return ""
     return " / ".join(_number(value, column.decimals) for value in values)
@@ -53,7 +54,7 @@ def paper_text(row: Row, column: Column) -> str:
 def _headers(table: Table) -> list[str]:
     headers = ["System", "Features", "Seeds"]
     for column in table.spec.columns:
-        headers += [f"{column.title} {partition}" for partition in PARTITIONS]
+        headers += [f"{column.title} {partition}" for partition in EVALUATED_PARTITIONS]
         if table.spec.has_paper(column.metric):
             headers.append(f"{column.title} {PAPER_LABEL} devel / test")
     return headers
@@ -66,7 +67,8 @@ def grid(table: Table) -> tuple[list[str], list[list[tuple[str, bool]]]]:
         cells = [(row.system, False), (row.features_label, False), (str(len(row.seeds)), False)]
         for column in table.spec.columns:
             cells += [(cell_text(row, partition, column),
-                       table.is_best(row, partition, column.metric)) for partition in PARTITIONS]
+                       table.is_best(row, partition, column.metric))
+                      for partition in EVALUATED_PARTITIONS]
             if table.spec.has_paper(column.metric):
                 cells.append((paper_text(row, column), False))
         rows.append(cells)
@@ -205,14 +207,14 @@ def table_frame(table: Table) -> pd.DataFrame:
                   "features": row.features, "features_label": row.features_label,
                   "n_seeds": len(row.seeds), "seeds": ";".join(row.seeds)}
         for column in table.spec.columns:
-            for partition in PARTITIONS:
+            for partition in EVALUATED_PARTITIONS:
                 cell, stem = row.cell(partition, column.metric), f"{partition}_{column.slug}"
                 record[f"{stem}_mean"] = _csv_number(cell.mean)
                 record[f"{stem}_sd"] = _csv_number(cell.sd)
                 record[f"{stem}_n"] = cell.n
                 record[f"{stem}_best"] = table.is_best(row, partition, column.metric)
             if table.spec.has_paper(column.metric):
-                for partition in PARTITIONS:
+                for partition in EVALUATED_PARTITIONS:
                     record[f"paper_{partition}_{column.slug}"] = row.paper_value(
                         partition, column.metric)
         records.append(record)

@@ -3,7 +3,7 @@
 Each row says which system (model tag, plus the targets it learned when they differ from
 what the sub-challenge scores), which feature sets and which seed produced it, and carries
 the best checkpoint's official scores (`best/<partition>/<metric>`, see
-`muse.evaluation.Evaluation.flat_scores`) as columns named `<partition>/<metric>`. Only
+`muse.runs.evaluation.Evaluation.flat_scores`) as columns named `<partition>/<metric>`. Only
 FINISHED runs count; of several runs of the same system, features and seed the newest wins;
 the child runs of a per-target run (one model per target) are left to their parent, which
 holds the combined scores.
@@ -20,8 +20,8 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from muse.data.layout import TASKS
 from muse.errors import MuseError
+from muse.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 
 
 def _json_list(value: str | None) -> list[str] | None:
-    """A list param as flattened by muse.tracking (JSON); None when unset or not a list."""
+    """A list param as flattened by muse.runs.tracking (JSON); None when unset or not a list."""
     if value is None:
         return None
     try:

@@ -19,8 +19,7 @@ import pandas as pd
 from muse.metrics.ranking import RankedSystem, topic_ranking
 from muse.report.paper import PAPER_VALUES, PaperValue, published
 from muse.report.runs import MODEL_NAMES
-
-PARTITIONS = ("devel", "test")
+from muse.tasks import EVALUATED_PARTITIONS
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ class Row:
         return self.cells.get((partition, metric), Cell(()))
 
     def measured(self, metric: str) -> bool:
-        return any(self.cell(partition, metric).n for partition in PARTITIONS)
+        return any(self.cell(partition, metric).n for partition in EVALUATED_PARTITIONS)
 
     def paper_value(self, partition: str, metric: str) -> float | None:
         """The paper's value, where the paper gives one and this row measured the metric."""
@@ -174,7 +173,7 @@ def _order(row: Row) -> tuple:
 def group_rows(runs: pd.DataFrame, task: str) -> list[Row]:
     """One row per system and feature set of the task's runs, with a cell per logged metric."""
     of_task = runs[runs["task"] == task]
-    metrics = [c for c in runs.columns if c.split("/", 1)[0] in PARTITIONS]
+    metrics = [c for c in runs.columns if c.split("/", 1)[0] in EVALUATED_PARTITIONS]
     rows = []
     for (system, features), group in of_task.groupby(["system", "features"], sort=False):
         group = group.sort_values("seed", key=lambda seeds: pd.to_numeric(seeds, errors="coerce"))
@@ -212,7 +211,7 @@ def build_rankings(runs: pd.DataFrame) -> list[Ranking]:
     """The MuSe-Topic ranking on each partition where some row has both scores."""
     rows = group_rows(runs, "topic")
     rankings = []
-    for partition in PARTITIONS:
+    for partition in EVALUATED_PARTITIONS:
         scored, unranked = {}, []
         for index, row in enumerate(rows):
             emotion = row.cell(partition, "emotion_score").mean

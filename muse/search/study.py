@@ -4,7 +4,7 @@ The search file (conf/hparams_search/<name>.yaml) picks the task and the model a
 study's settings under `hparams_search`: `n_trials`, `n_jobs`, the sampler (TPE, seeded), the
 storage and the search space (`muse.search.space`). A trial composes the training config as
 `python train.py <the search's overrides> <the trial's values>` would, runs
-`muse.training.train` and returns the value `train.py` returns to Hydra sweepers: the task's
+`muse.runs.train.train` and returns the value `train.py` returns to Hydra sweepers: the task's
 monitored devel score (MuSe-Topic: the mean of the topic and emotion scores).
 
 * Records: a trial is an MLflow run of its task's search experiment (`MuSe-Wild-search`, ...,
@@ -47,11 +47,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
-from muse import tracking
 from muse.errors import MuseError
+from muse.runs import tracking
+from muse.runs.result import RunResult
+from muse.runs.train import train
 from muse.search.space import SearchSpace
-from muse.sweep import devel_objective
-from muse.training import train
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,11 @@ ERROR = "error"
 IDENTITY = ("config_hash", "space")
 
 
-def objective_value(result: dict) -> float:
+def objective_value(task: str, result: RunResult) -> float:
     """What `train.py` returns to a Hydra sweeper for this result; a run without one fails."""
-    value = devel_objective(result)
+    value = result.objective(task)
     if value is None:
-        raise MuseError(f"run {result.get('run_id')} has no devel score to optimise (devel "
+        raise MuseError(f"run {result.run_id} has no devel score to optimise (devel "
                         "labels masked, or no scored target learned)")
     return float(value)
 
@@ -197,12 +197,12 @@ class Objective:
                 first_line = next(iter(str(error).splitlines()), "")
                 trial.set_user_attr(ERROR, f"{type(error).__name__}: {first_line}")
                 raise
-        value = objective_value(result)
-        client = MlflowClient(result["tracking_uri"])
+        value = objective_value(cfg.task.name, result)
+        client = MlflowClient(result.tracking_uri)
         # A resumed or reused run carries the trial that last ran it.
-        client.set_tag(result["run_id"], tracking.TRIAL_TAG, str(trial.number))
-        client.log_metric(result["run_id"], OBJECTIVE_METRIC, value)
-        trial.set_user_attr(RUN_ID, result["run_id"])
+        client.set_tag(result.run_id, tracking.TRIAL_TAG, str(trial.number))
+        client.log_metric(result.run_id, OBJECTIVE_METRIC, value)
+        trial.set_user_attr(RUN_ID, result.run_id)
         return value
 
     @staticmethod
