@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from muse.package.extract.package import ExtractedPackage
 from muse.package.extract.text import FastTextModel
 from muse.package.extract.transcripts import Words, find_transcript, read_transcript
 from muse.package.extract.video import extract_video
+from muse.package.staging import staged_folder
 
 log = logging.getLogger(__name__)
 
@@ -104,31 +104,17 @@ def extract_package(media: Iterable[os.PathLike | str], out: os.PathLike | str,
     words = {p: _transcript_of(p, transcripts, required="fasttext" in chosen) for p in files}
     curves = _labels_of(files, Path(labels)) if labels is not None else {}
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExtractError(f"{out} already exists and is not empty; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)  # left by a killed run of this very process id
-    staging.mkdir()
-    try:
-        with contextlib.ExitStack() as stack:
-            pool = stack.enter_context(worker_pool(workers)) if workers > 1 else None
-            package = ExtractedPackage(staging)
-            for video_id, path in enumerate(tqdm(files, desc="muse extract", unit="file",
-                                                 disable=None), start=1):
-                video = extract_video(video_id, path, chosen, words[path], model, pool,
-                                      workers)
-                if video.dropped_words:
-                    log.warning("%s: %d transcript word(s) lie outside every speech segment "
-                                "and are left out", path, video.dropped_words)
-                package.add(video, curves.get(path), path.name)
-            package.finish()
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with staged_folder(out, ExtractError) as staging, contextlib.ExitStack() as stack:
+        pool = stack.enter_context(worker_pool(workers)) if workers > 1 else None
+        package = ExtractedPackage(staging)
+        for video_id, path in enumerate(tqdm(files, desc="muse extract", unit="file",
+                                             disable=None), start=1):
+            video = extract_video(video_id, path, chosen, words[path], model, pool, workers)
+            if video.dropped_words:
+                log.warning("%s: %d transcript word(s) lie outside every speech segment "
+                            "and are left out", path, video.dropped_words)
+            package.add(video, curves.get(path), path.name)
+        package.finish()
     return out
 
 

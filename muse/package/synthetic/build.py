@@ -5,13 +5,13 @@ renamed into place at the end, so an interrupted run never leaves a half package
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
 from muse.package.layout import PARTITION_FILE, TOPIC_MAPPING_FILE, TOPIC_NAMES
+from muse.package.staging import staged_folder
 from muse.package.synthetic.labels import LabelBook
 from muse.package.synthetic.plan import SynthesisError, VideoPlan, plan_package, resolve
 from muse.package.synthetic.signals import simulate
@@ -31,21 +31,9 @@ def synthesize(out: str | os.PathLike, videos: int | None = None, minutes: float
     """
     videos, minutes, chosen = resolve(scale, videos, minutes, features, seed)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SynthesisError(f"{out} already exists and is not empty; choose a new folder")
-    plans = plan_package(videos, minutes, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)  # left by a killed run of this very process id
-    staging.mkdir()
-    try:
+    with staged_folder(out, SynthesisError) as staging:
+        plans = plan_package(videos, minutes, seed)
         _write_package(PackageWriter(staging), plans, chosen, seed)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 
