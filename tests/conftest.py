@@ -21,9 +21,10 @@ def no_shared_tracking_server():
 
 @pytest.fixture(autouse=True)
 def no_leaked_tracking_uri():
-    """`mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: without this, a test's run would
-    send the runs of the next module's fixtures (set up before its function fixtures) to its
-    store."""
+    """`mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: each test names its own store,
+    and without the clean-up a test's run would send the runs of the next module's fixtures
+    (set up before its function fixtures) to its store."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield
     os.environ.pop("MLFLOW_TRACKING_URI", None)
 

@@ -60,12 +60,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(autouse=True)
-def own_tracking_uri(monkeypatch) -> None:
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: each test composes its own."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def learning_store(tmp_path_factory) -> Path:
     """A topic store three times the session demo's size: 84 train and 31 devel segments.

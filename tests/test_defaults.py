@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from test_module import FEATURES, fit, learning_package  # noqa: F401  (a module fixture)
-from test_training import config, own_tracking_uri  # noqa: F401  (an autouse fixture)
+from test_training import config
 
 from muse.data.datamodule import MuseDataModule
 from muse.runs.train import train

@@ -102,11 +102,6 @@ def config(root: Path, data_dir: Path, *overrides: str):
             "trainer.enable_progress_bar=false", *overrides])
 
 
-@pytest.fixture(autouse=True)
-def own_tracking_uri(monkeypatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 def test_the_paper_defaults_compose() -> None:
     cfg = config(Path("/tmp"), Path("/tmp"), "task=trust", "model=e2e_multitask", "+paper=e2e")
     assert list(cfg.features.names) == ["vggface", "fasttext"]

@@ -354,12 +354,6 @@ def test_mmt_learns_topics_well_above_the_majority_class(learning_topic_store):
 # -- train.py ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def own_tracking_uri(monkeypatch) -> None:
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: each run composes its own."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 QUICK = ["task=topic", "model=mmt", "trainer.enable_progress_bar=false",
          "trainer.log_every_n_steps=1"]
 

@@ -26,11 +26,6 @@ def config(root: Path, name: str, *overrides: str):
                                         f"paths.output_dir={root}/{name}", *overrides])
 
 
-@pytest.fixture(autouse=True)
-def own_tracking_uri(monkeypatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 def children(client: MlflowClient, run) -> dict[str, object]:
     runs = client.search_runs([run.info.experiment_id],
                               filter_string=f"tags.`{PARENT_TAG}` = '{run.info.run_id}'")

@@ -35,12 +35,6 @@ FEATURES = {
 EXPERIMENTS = {"wild": "MuSe-Wild", "trust": "MuSe-Trust", "topic": "MuSe-Topic"}
 
 
-@pytest.fixture(autouse=True)
-def own_tracking_uri(monkeypatch) -> None:
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: each test names its own store."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 class Store:
     """A temporary MLflow store with runs shaped like the ones train() records."""
 

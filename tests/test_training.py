@@ -44,12 +44,6 @@ def config(root: Path, data_dir: Path, *overrides: str, name: str = "train") -> 
             *([f"data.dir={data_dir}"] if name == "train" else []), *overrides])
 
 
-@pytest.fixture(autouse=True)
-def own_tracking_uri(monkeypatch) -> None:
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: each test composes its own."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="session")
 def wild_run(demo_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("wild_run")
