@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -82,8 +83,6 @@ def _extract(args: argparse.Namespace) -> None:
 
 
 def _fuse(args: argparse.Namespace) -> None:
-    import os
-
     from muse.errors import FusionError
     from muse.report import default_tracking_uri, root_dir
     from muse.runs.fusion.run import fuse_runs
