@@ -109,16 +109,23 @@ def test_audio_and_text_fused_beat_either_member_on_devel(members: Members) -> N
     assert "plots/devel_curves.png" in plots
 
 
-def test_a_seed_ensemble_is_the_mean_of_its_members(members: Members, monkeypatch) -> None:
-    monkeypatch.setenv("MUSE_ROOT", str(members.root))
-    code = muse_main(["fuse", "--filter", "tags.task = 'wild' and tags.features = 'egemaps'",
-                      "--seeds", "--tracking-uri", members.tracking_uri])
+@pytest.fixture(scope="module")
+def ensemble(members: Members):
+    """The seed ensemble `muse fuse --filter ... --seeds` makes of the audio runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUSE_ROOT", str(members.root))
+        code = muse_main(["fuse", "--filter",
+                          "tags.task = 'wild' and tags.features = 'egemaps'", "--seeds",
+                          "--tracking-uri", members.tracking_uri])
     assert code == 0
-    found = members.client.search_runs(
-        [members.run("audio1").info.experiment_id],
-        "attributes.run_name = 'lstm_att-egemaps-ensemble3'")
-    assert len(found) == 1  # the other store's 1-epoch run is another configuration: left out
-    ensemble = found[0]
+    return members.client.search_runs([members.run("audio1").info.experiment_id],
+                                      "tags.`muse.fusion.ensemble` = 'true'")
+
+
+def test_a_seed_ensemble_is_the_mean_of_its_members(members: Members, ensemble) -> None:
+    assert len(ensemble) == 1  # the other store's run is another configuration: left out
+    ensemble = ensemble[0]
+    assert ensemble.info.run_name == "lstm_att-egemaps-ensemble3"
     seeds = [members.ids[f"audio{seed}"] for seed in (1, 2, 3)]
     assert sorted(json.loads(ensemble.data.params["fusion.members"])) == sorted(seeds)
     for partition in ("devel", "test"):
@@ -176,7 +183,8 @@ def test_a_fused_topic_run_scores_through_muse_score(members: Members, demo_pack
             assert scores[key] == run.data.metrics[f"best/{partition}/{key}"]
 
 
-def test_fused_runs_are_report_rows_without_paper_values(members: Members, tmp_path) -> None:
+def test_fused_runs_are_report_rows_without_paper_values(members: Members, ensemble,
+                                                        tmp_path) -> None:
     fuse_runs(members.tracking_uri, [members.ids["audio1"], members.ids["text"]], "mean",
               members.root / "logs")
     made = report(members.tracking_uri, ["MuSe-Wild"], tmp_path / "report")
@@ -184,7 +192,6 @@ def test_fused_runs_are_report_rows_without_paper_values(members: Members, tmp_p
     fusion = rows["Fusion (mean): LSTM + Self-Att (Ge) | LSTM + Self-Att (FT)"]
     assert fusion.features_label == "Ge + FT" and fusion.paper_value("devel", "score") is None
     assert fusion.cell("devel", "score").n == 1
-    ensemble = rows.get("LSTM + Self-Att (3-seed ensemble)")
-    if ensemble is not None:  # made by the seed test when it ran first
-        assert ensemble.paper_value("devel", "score") is None
+    seeds = rows["LSTM + Self-Att (3-seed ensemble)"]
+    assert seeds.features_label == "Ge" and seeds.paper_value("devel", "score") is None
     assert rows["LSTM + Self-Att"].paper_value("devel", "score") is not None
