@@ -195,3 +195,13 @@ def test_fused_runs_are_report_rows_without_paper_values(members: Members, ensem
     seeds = rows["LSTM + Self-Att (3-seed ensemble)"]
     assert seeds.features_label == "Ge" and seeds.paper_value("devel", "score") is None
     assert rows["LSTM + Self-Att"].paper_value("devel", "score") is not None
+
+
+def test_muse_fuse_errors_are_one_line(members: Members, capsys) -> None:
+    uri = ["--tracking-uri", members.tracking_uri]
+    assert muse_main(["fuse", members.ids["audio1"], *uri]) == 1
+    assert "muse fuse: error: fusion needs two runs or more" in capsys.readouterr().err
+    assert muse_main(["fuse", members.ids["audio1"], "nosuchrun", *uri]) == 1
+    assert "run nosuchrun: no such run" in capsys.readouterr().err
+    assert muse_main(["fuse", "--filter", "tags.task = 'trust'", "--seeds", *uri]) == 1
+    assert "no configuration has two finished seeds" in capsys.readouterr().err

@@ -82,9 +82,9 @@ def devel_weights(inputs: TargetInputs) -> np.ndarray:
 
 def weighted(inputs: TargetInputs) -> Fused:
     weights = devel_weights(inputs)
-    combine = lambda matrices: np.tensordot(weights, np.stack(matrices), axes=1)  # noqa: E731
-    return Fused(combine(inputs.devel), combine(inputs.test),
-                 {"weights": [round(float(w), 6) for w in weights]})
+    devel, test = (np.tensordot(weights, np.stack(matrices), axes=1)
+                   for matrices in (inputs.devel, inputs.test))
+    return Fused(devel, test, {"weights": [round(float(w), 6) for w in weights]})
 
 
 def _labelled(labels: np.ndarray, classes: bool) -> np.ndarray:
