@@ -1,11 +1,12 @@
-"""The `muse` command: synth, prepare, demo, score, report and extract subcommands over the muse
-package."""
+"""The `muse` command: synth, prepare, demo, score, report, extract and fuse subcommands over the
+muse package."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -81,6 +82,45 @@ def _extract(args: argparse.Namespace) -> None:
     print(f"package written to {out}; next: muse prepare --package {out} --out DIR")
 
 
+def _fuse(args: argparse.Namespace) -> None:
+    from muse.errors import FusionError
+    from muse.report import default_tracking_uri, root_dir
+    from muse.runs.fusion.run import fuse_runs
+    from muse.runs.fusion.selection import member_groups
+    from muse.runs.tracking import open_store
+
+    # Members' predictions are a few small files: MLflow's download progress bars are noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    tracking_uri = args.tracking_uri or default_tracking_uri()
+    groups = member_groups(open_store(tracking_uri), tracking_uri, args.run_ids, args.filter,
+                           args.seeds)
+    if args.name and len(groups) > 1:
+        raise FusionError(f"--name {args.name}: --seeds makes {len(groups)} runs here, one per "
+                          "configuration; leave --name out")
+    for members in groups:
+        fuse_runs(tracking_uri, members, args.method, root_dir() / "logs", args.name, args.data,
+                  ensemble=args.seeds)
+
+
+def _add_fuse(commands: argparse._SubParsersAction) -> None:
+    fuse = commands.add_parser(
+        "fuse", help="late fusion of finished runs, or seed ensembles: a new run with scores")
+    fuse.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="the runs to fuse")
+    fuse.add_argument("--filter", default=None,
+                      help="an MLflow filter selecting the runs instead, e.g. "
+                           "\"tags.task = 'wild' and tags.features = 'egemaps'\"")
+    fuse.add_argument("--seeds", action="store_true",
+                      help="group the filtered runs by configuration minus the seed and fuse "
+                           "each group: one seed ensemble per configuration")
+    fuse.add_argument("--method", choices=("mean", "weighted", "learned"), default="mean")
+    fuse.add_argument("--name", default=None, help="the fused run's name")
+    fuse.add_argument("--data", type=Path, default=None,
+                      help="the folder holding the members' store, when not where they trained")
+    fuse.add_argument("--tracking-uri", default=None,
+                      help="default: $MLFLOW_TRACKING_URI, else sqlite:///logs/mlflow.db")
+    fuse.set_defaults(run=_fuse)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="muse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--workers", type=int, default=1,
                          help="processes sharing the eGeMAPS windows (one per core at most)")
     extract.set_defaults(run=_extract)
+
+    _add_fuse(commands)
     return parser
 
 

@@ -17,3 +17,7 @@ class ScoringError(MuseError):
 
 class StoreError(MuseError):
     """An HDF5 store is missing, incomplete or of another schema version."""
+
+
+class FusionError(MuseError):
+    """Runs cannot be fused: they differ in task, store or keys, or lack what a method needs."""

@@ -42,18 +42,19 @@ class ReportResult:
     rankings: list[Ranking]
 
 
-def _root() -> Path:
+def root_dir() -> Path:
+    """Where muse keeps logs/: $MUSE_ROOT, else the current directory."""
     return Path(os.environ.get("MUSE_ROOT") or Path.cwd())
 
 
 def default_tracking_uri() -> str:
     """Where train.py records runs: $MLFLOW_TRACKING_URI, else logs/mlflow.db of the root."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return uri or f"sqlite:///{(_root() / 'logs' / 'mlflow.db').resolve()}"
+    return uri or f"sqlite:///{(root_dir() / 'logs' / 'mlflow.db').resolve()}"
 
 
 def default_out() -> Path:
-    return _root() / "logs" / "report"
+    return root_dir() / "logs" / "report"
 
 
 def check_formats(formats: list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -6,7 +6,10 @@ the best checkpoint's official scores (`best/<partition>/<metric>`, see
 `muse.runs.evaluation.Evaluation.flat_scores`) as columns named `<partition>/<metric>`. Only
 FINISHED runs count; of several runs of the same system, features and seed the newest wins;
 the child runs of a per-target run (one model per target) are left to their parent, which
-holds the combined scores.
+holds the combined scores. A fused run (`muse fuse`, tag `model=fusion`) is a system of its
+own: `<system> (N-seed ensemble)` for a seed ensemble, `Fusion (<method>): <member systems>`
+otherwise, read from the members it records (tag `muse.fusion.members`); the paper published
+no fusion, so its paper column stays empty.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from muse.errors import MuseError
+from muse.runs.fusion.tags import ENSEMBLE_TAG, FUSION_MODEL, MEMBERS_TAG, METHOD_TAG
 from muse.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
 EXPERIMENTS = ("MuSe-Wild", "MuSe-Topic", "MuSe-Trust")
 BEST_PREFIX = "best/"
-IDENTITY = ["task", "model", "targets", "features", "seed"]
+# `system` tells fused runs apart (a fused run's model is always `fusion`).
+IDENTITY = ["task", "model", "system", "targets", "features", "seed"]
 
 # The paper's names for the systems, in the order its tables list them.
 MODEL_NAMES = {
@@ -71,6 +76,25 @@ def system_name(model: str, task: str, targets: tuple[str, ...]) -> str:
     return name
 
 
+def fusion_name(task: str, tags: dict[str, str]) -> str:
+    """A fused run's system: the seed ensemble of its members' system, or the fusion of each
+    member's system on its feature sets."""
+    try:
+        members = json.loads(tags.get(MEMBERS_TAG, "[]"))
+    except json.JSONDecodeError:
+        members = []
+    systems = [f"{system_name(m['model'], task, tuple(m['targets']))} ({m['features_label']})"
+               for m in members if isinstance(m, dict) and {"model", "targets",
+                                                             "features_label"} <= set(m)]
+    if not systems:
+        return "Fusion"
+    if tags.get(ENSEMBLE_TAG) == "true":
+        first = members[0]
+        return (f"{system_name(first['model'], task, tuple(first['targets']))} "
+                f"({len(members)}-seed ensemble)")
+    return f"Fusion ({tags.get(METHOD_TAG, 'mean')}): {' | '.join(systems)}"
+
+
 def _record(run: Run, experiment: str) -> dict | None:
     tags, params = run.data.tags, run.data.params
     if MLFLOW_PARENT_RUN_ID in tags:  # one target's model of a per-target run: see its parent
@@ -93,7 +117,8 @@ def _record(run: Run, experiment: str) -> dict | None:
         "task": task,
         "model": model,
         "targets": targets,
-        "system": system_name(model, task, targets),
+        "system": (fusion_name(task, tags) if model == FUSION_MODEL
+                   else system_name(model, task, targets)),
         "features": features,
         "features_label": params.get("features.label", features),
         "feature_names": frozenset(_json_list(params.get("features.names")) or ()),

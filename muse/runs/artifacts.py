@@ -75,7 +75,8 @@ def summary(result: RunResult) -> str:
         left_out = [f"{unlabelled} unlabelled rows not scored"] if unlabelled else []
         lines.append(f"  {partition}: " + ", ".join(overall + targets + left_out))
     lines.append(f"  predictions (submission layout): {result.predictions}")
-    lines.append(f"  best checkpoint: {result.best_checkpoint}")
+    if result.best_checkpoint:  # a fused run has none
+        lines.append(f"  best checkpoint: {result.best_checkpoint}")
     lines.append(f"  recorded in {result.tracking_uri}")
     lines.append(f"  look at it: {tracking.ui_command(result.tracking_uri)}")
     return "\n".join(lines)

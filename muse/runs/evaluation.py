@@ -1,5 +1,9 @@
 """Predicting a partition, writing it in the submission layout and scoring it officially.
 
+Beside a MuSe-Topic partition's submission CSV a run writes its class probabilities,
+`<partition>_probabilities.csv` (`id, segment_id, probability_<target>_<class>...`, the softmax
+of the scored targets' logits), which late fusion (`muse.runs.fusion`) averages or learns from.
+
 Training ends here with its best checkpoint and `evaluate.py` (`muse.runs.evaluate`) calls the
 same functions, so the devel score a run logs and the one evaluate.py reproduces come from one
 code path: the predictions frame in the submission layout, scored by `muse.scoring.score_frames`
@@ -24,6 +28,7 @@ from muse.tasks import EVALUATED_PARTITIONS, TASKS
 log = logging.getLogger(__name__)
 
 UNLABELLED = "unlabelled_rows"  # rows left unscored for a masked label (only when there are)
+PROBABILITIES = "_probabilities"  # `<partition>_probabilities.csv` beside `<partition>.csv`
 
 
 @dataclass
@@ -34,14 +39,18 @@ class Evaluation:
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
     gold: dict[str, pd.DataFrame] = field(default_factory=dict)
     scores: dict[str, dict | None] = field(default_factory=dict)
+    probabilities: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def write(self, out_dir: Path) -> dict[str, Path]:
-        """`<partition>.csv` per partition; `test.csv` is the file to submit."""
+        """`<partition>.csv` per partition (`test.csv` is the file to submit), and
+        `<partition>_probabilities.csv` where the run has class probabilities."""
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = {}
         for partition, frame in self.predictions.items():
             paths[partition] = out_dir / f"{partition}.csv"
             frame.to_csv(paths[partition], index=False)
+        for partition, frame in self.probabilities.items():
+            frame.to_csv(out_dir / f"{partition}{PROBABILITIES}.csv", index=False)
         return paths
 
     def flat_scores(self, prefix: str) -> dict[str, float]:
@@ -59,18 +68,43 @@ class Evaluation:
         return flat
 
     def add(self, partition: str, predictions: pd.DataFrame, gold: pd.DataFrame,
-            scored: list[str]) -> None:
-        """A partition's predictions and gold labels, with their official scores (`_score`)."""
+            scored: list[str], probabilities: pd.DataFrame | None = None) -> None:
+        """A partition's predictions and gold labels, with their official scores (`_score`),
+        and its class probabilities if the model gives them."""
         self.predictions[partition] = predictions
         self.gold[partition] = gold
         self.scores[partition] = _score(self.task, scored, partition, predictions, gold)
+        if probabilities is not None:
+            self.probabilities[partition] = probabilities
+
+
+def probability_column(target: str, label: int) -> str:
+    return f"probability_{target}_{label}"
+
+
+def class_probabilities(outputs: list[dict], scored: list[str],
+                        per_segment: bool) -> pd.DataFrame | None:
+    """`id, segment_id, probability_<target>_<class>...` of the scored class targets' logits
+    in prediction outputs, sorted like the predictions (None: a continuous task)."""
+    first = outputs[0]["predictions"]
+    targets = [t for t in scored if t in first]
+    if not per_segment or not targets:
+        return None
+    columns = {"id": np.concatenate([o["video_id"].numpy() for o in outputs]),
+               "segment_id": np.concatenate([o["segment_id"].numpy() for o in outputs])}
+    for target in targets:
+        logits = torch.cat([o["predictions"][target] for o in outputs]).double()
+        for label, values in enumerate(torch.softmax(logits, dim=1).numpy().T):
+            columns[probability_column(target, label)] = values
+    return pd.DataFrame(columns).sort_values(["id", "segment_id"]).reset_index(drop=True)
 
 
 def predict(module: pl.LightningModule, datamodule: MuseDataModule, partition: str,
-            scored: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predictions (scored targets only) and gold labels of every labelled row of a partition.
+            scored: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """Predictions (scored targets only), gold labels and class probabilities (None for
+    continuous tasks) of every labelled row of a partition.
 
-    One pass over the partition gives both: the outputs carry the batches' labels.
+    One pass over the partition gives all three: the outputs carry the batches' labels.
     """
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          accelerator="auto", devices=1)
@@ -81,7 +115,8 @@ def predict(module: pl.LightningModule, datamodule: MuseDataModule, partition: s
     keys = [c for c in frame.columns if not c.startswith("prediction_")]
     frame = frame[keys + [f"prediction_{t}" for t in scored if f"prediction_{t}" in frame]]
     gold = datamodule.predictions_frame(outputs, [output["labels"] for output in outputs])
-    return frame, gold.rename(columns=lambda c: c.replace("prediction_", "label_", 1))
+    return (frame, gold.rename(columns=lambda c: c.replace("prediction_", "label_", 1)),
+            class_probabilities(outputs, scored, datamodule.spec.per_segment))
 
 
 def _unlabelled(task: str, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -131,8 +166,8 @@ def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task
     module.eval()
     result = Evaluation(task)
     for partition in partitions:
-        predictions, labels = predict(module, datamodule, partition, scored)
-        result.add(partition, predictions, labels, scored)
+        predictions, labels, probabilities = predict(module, datamodule, partition, scored)
+        result.add(partition, predictions, labels, scored, probabilities)
     return result
 
 
@@ -155,5 +190,7 @@ def combine(evaluations: list[Evaluation], task: str, scored: list[str]) -> Eval
         predictions = predictions[keys + [f"prediction_{t}" for t in scored
                                           if f"prediction_{t}" in predictions]]
         labels = _merge([e.gold[partition] for e in evaluations], "label_")
-        result.add(partition, predictions, labels, scored)
+        found = [e.probabilities[partition] for e in evaluations if partition in e.probabilities]
+        result.add(partition, predictions, labels, scored,
+                   _merge(found, "probability_") if found else None)
     return result

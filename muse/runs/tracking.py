@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 
 from muse.locks import exclusive
+from muse.store.reader import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ STUDY_TAG = "study"  # a trial of an Optuna search (muse.search): its study and 
 TRIAL_TAG = "trial"
 DATA_TAG = "muse.data"  # the store a run trained on
 DEMO_TAG = "muse.synthetic_demo"  # "true" when that store is the built-in synthetic demo's
+FINGERPRINT_TAG = "muse.data_fingerprint"  # that store's prepare fingerprint (muse fuse checks it)
 # Settings that change where or how fast a run goes, not what it computes.
 _NOT_HASHED = ("ckpt_path", "skip_finished", "paths", "hydra", "logger", "debug")
 _NOT_HASHED_TRAINER = ("enable_progress_bar", "accelerator", "devices")
@@ -208,9 +210,11 @@ def split_checkpoints(value: str) -> list[str]:
 
 
 def tag_data(client: MlflowClient, run_id: str, store: Path, demo: bool) -> None:
-    """Which store the run trained on, and whether it is the synthetic demo's."""
+    """Which store the run trained on (its path and prepare fingerprint), and whether it is the
+    synthetic demo's."""
     client.set_tag(run_id, DATA_TAG, str(Path(store).resolve()))
     client.set_tag(run_id, DEMO_TAG, str(demo).lower())
+    client.set_tag(run_id, FINGERPRINT_TAG, fingerprint(store) or "")
 
 
 def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:

@@ -19,11 +19,10 @@ import logging
 import os
 from pathlib import Path
 
-import h5py
-
 from muse.errors import MuseError
 from muse.package.layout import PARTITION_FILE
 from muse.store.prepare import prepare, store_path
+from muse.store.reader import fingerprint
 from muse.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def ensure_demo(data_dir: Path, seed: int = 0) -> dict[str, Path]:
         stores.setdefault(name, None)  # the demo's from now on, even if interrupted
         _write_marker(data_dir, stores)
         prepared[task] = prepare(package, data_dir, tasks=[task])[task]
-        stores[name] = _fingerprint(prepared[task])
+        stores[name] = fingerprint(prepared[task])
         _write_marker(data_dir, stores)
     return prepared
 
@@ -96,17 +95,7 @@ def _demo_owns(stores: dict[str, str | None], path: Path) -> bool:
     if path.name not in stores:
         return False
     recorded = stores[path.name]
-    return recorded is None or _fingerprint(path) == recorded
-
-
-def _fingerprint(path: Path) -> str | None:
-    """The fingerprint `muse prepare` wrote into a store (None: unreadable or none)."""
-    try:
-        with h5py.File(path, "r") as store:
-            value = store.attrs.get("fingerprint")
-    except OSError:
-        return None
-    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+    return recorded is None or fingerprint(path) == recorded
 
 
 def _marked_stores(data_dir: Path) -> dict[str, str | None] | None:

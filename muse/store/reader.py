@@ -38,6 +38,17 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def fingerprint(path: str | Path) -> str | None:
+    """The fingerprint `muse prepare` wrote into a store: what identifies the package files and
+    options it was made from (None: unreadable, or none written)."""
+    try:
+        with h5py.File(path, "r") as store:
+            value = store.attrs.get("fingerprint")
+    except OSError:
+        return None
+    return None if value is None else _text(value)
+
+
 class Store:
     """One store file: its videos, row tables, features and audio."""
 
