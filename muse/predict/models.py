@@ -54,11 +54,12 @@ def probability_columns(target: str) -> list[str]:
 def _segment_frame(video_ids: np.ndarray, segment_ids: np.ndarray,
                    scores: dict[str, np.ndarray]) -> pd.DataFrame:
     """Classes and probabilities of each segment from per-class scores {target: (S, C)}."""
+    probabilities = {target: softmax(values.astype(np.float64), axis=1)
+                     for target, values in scores.items()}
     frame = {"id": video_ids.astype(np.int64), "segment_id": segment_ids.astype(np.int64)}
-    for target, values in scores.items():
-        probabilities = softmax(values.astype(np.float64), axis=1)
-        frame[f"prediction_{target}"] = probabilities.argmax(axis=1)
-        frame.update(zip(probability_columns(target), probabilities.T, strict=True))
+    frame |= {f"prediction_{target}": p.argmax(axis=1) for target, p in probabilities.items()}
+    for target, p in probabilities.items():
+        frame.update(zip(probability_columns(target), p.T, strict=True))
     return pd.DataFrame(frame).sort_values(["id", "segment_id"]).reset_index(drop=True)
 
 

@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
+
 from muse.package.extract import extract_package
 from muse.package.staging import staged_folder
 from muse.predict.errors import PredictError
@@ -76,7 +78,11 @@ def predict_run(run_id: str, out: os.PathLike | str, media: Iterable[os.PathLike
                        write_videos(frame, inputs.task, names, staging)]
     log.info("%d file(s) written to %s", len(written), out)
     if log_to_run:
-        client = tracking.open_store(run.tracking_uri)
-        client.log_artifacts(run.run_id, str(out), f"{ARTIFACT_FOLDER}/{out.name}")
+        folder = f"{ARTIFACT_FOLDER}/{out.name}"
+        try:
+            tracking.open_store(run.tracking_uri).log_artifacts(run.run_id, str(out), folder)
+        except (MlflowException, OSError) as error:
+            raise PredictError(f"the files are in {out}, but recording them under run "
+                               f"{run.run_id} failed ({type(error).__name__}: {error})") from error
         log.info("recorded under run %s as %s/%s/", run.run_id, ARTIFACT_FOLDER, out.name)
     return written
