@@ -211,9 +211,14 @@ def test_the_topic_lstm_gives_the_classes_of_its_logits_with_their_softmax(
 
 def test_end2you_predicts_from_the_raw_audio(runs: Trained, media: dict[str, Path],
                                              package: Path, tmp_path: Path) -> None:
-    written = predict_run(runs.end2you(), tmp_path / "out", media=[media["mp4"]],
+    wav = mux(tmp_path / "cabin.wav", "wav")  # a second file: one pair of files per video
+    written = predict_run(runs.end2you(), tmp_path / "out", media=[media["mp4"], wav],
                           tracking_uri=runs.tracking_uri)
-    frame = pd.read_csv(written[0])
+    assert sorted(p.name for p in written) == ["cabin.csv", "cabin.png", "review.csv",
+                                               "review.png"]
+    frame = pd.read_csv(tmp_path / "out" / "review.csv")
+    # the same speech from a lossless wav: the same steps, values within the mp4's lossy AAC
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "cabin.csv"), frame, atol=0.01)
     assert list(frame.columns) == ["timestamp", "segment_id", "prediction_arousal",
                                    "prediction_valence"]
     steps = pd.read_csv(package / "c1_muse_wild/feature_segments/label_aligned/egemaps/1.csv")
