@@ -5,9 +5,10 @@ evaluate.py does), pointed at the new store: the normalisation statistics saved 
 checkpoint are applied, never refitted (the new store has no train partition to fit on), and a
 store whose feature layout differs from the training one is an error before anything runs. A
 saved SVM (`.skops`) predicts the segment means with its train + devel refit, the models of
-the test partition. Every video of the new store is a test video with masked labels: the
-evaluation items (whole-video chunks of `eval_window` steps, or segments) cover every step or
-segment exactly once, whatever the labels.
+the test partition. Every video of an extracted package is a test video with masked labels
+(a package of your own labelled videos may have train and devel videos too: each partition is
+predicted alike): the evaluation items (whole-video chunks of `eval_window` steps, or segments)
+cover every step or segment exactly once, whatever the labels.
 
 Predictions come back as one frame per store in the task's key (`id, timestamp` or
 `id, segment_id`): per step `prediction_<target>`; per segment the class `prediction_<target>`
@@ -35,9 +36,8 @@ from muse.module import MuseModule
 from muse.package.layout import EMOTION_CLASSES, STEP_MS, TOPIC_NAMES
 from muse.predict.errors import PredictError
 from muse.store.reader import Store
-from muse.tasks import TASKS
+from muse.tasks import ALL_PARTITIONS, TASKS
 
-PARTITION = "test"  # where an extracted package puts every video
 # What loading a corrupt or foreign file as a Lightning checkpoint raises (muse.runs.evaluate).
 UNREADABLE = (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
               OSError, AttributeError)
@@ -110,9 +110,12 @@ class LightningModel:
         self.module.eval()
         trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, accelerator="auto", devices=1)
+        outputs = []
         with torch.inference_mode():
-            outputs = trainer.predict(self.module,
-                                      dataloaders=datamodule.predict_dataloader(PARTITION))
+            for partition in ALL_PARTITIONS:
+                if len(datamodule.dataset(partition)):
+                    outputs += trainer.predict(
+                        self.module, dataloaders=datamodule.predict_dataloader(partition))
         if TASKS[self.task].continuous:
             return datamodule.predictions_frame(outputs, [o["predictions"] for o in outputs],
                                                 list(self.module.targets))
@@ -145,21 +148,21 @@ class SavedSVM:
     def predict(self, store: Path) -> pd.DataFrame:
         segments = load_segments(Store(store), self.fitted.features, self.fitted.table,
                                  self.fitted.targets)
-        rows = segments.indices(PARTITION)
-        features = segments.features[rows]
+        features = segments.features
         if features.shape[1] != self.fitted.feature_dim:
             raise PredictError(
                 f"{store}: {'+'.join(self.fitted.features)} give {features.shape[1]} columns, "
                 f"the SVM of {self.checkpoint} was fitted on {self.fitted.feature_dim}")
         scores = {}
         for target, fit in self.fitted.fits.items():
+            # the model of the test partition, refit on train + devel, for every video
             decision = np.asarray(fit.test_model.decision_function(features), np.float64)
             if decision.ndim == 1:  # two classes: the score of the second against the first
                 decision = np.column_stack([np.zeros_like(decision), decision])
-            full = np.full((len(rows), class_count(target)), -np.inf)
+            full = np.full((len(features), class_count(target)), -np.inf)
             full[:, fit.test_model.classes_.astype(np.int64)] = decision
             scores[target] = full
-        return _segment_frame(segments.video_ids[rows], segments.segment_ids[rows], scores)
+        return _segment_frame(segments.video_ids, segments.segment_ids, scores)
 
 
 Model = LightningModel | SavedSVM
