@@ -244,6 +244,21 @@ def test_a_run_on_vggface_is_refused_naming_the_set(
     assert "\n" not in error and not out.exists()
 
 
+def test_a_package_holding_the_runs_sets_is_predicted_in_every_partition(
+        runs: Trained, demo_package: Path, tmp_path: Path) -> None:
+    written = predict_run(runs.vggface(), tmp_path / "out", package=demo_package,
+                          tracking_uri=runs.tracking_uri)
+    partition = pd.read_csv(demo_package / "metadata/partition.csv")
+    assert set(partition["Proposal"]) == {"train", "devel", "test"}
+    assert sorted(p.name for p in written) == sorted(
+        f"{video}.{suffix}" for video in partition["Id"] for suffix in ("csv", "png"))
+    for video in partition["Id"]:  # named by id: the package records no media files
+        frame = pd.read_csv(tmp_path / "out" / f"{video}.csv")
+        labels = pd.read_csv(demo_package / f"c1_muse_wild/label_segments/arousal/{video}.csv")
+        assert frame["timestamp"].tolist() == labels["timestamp"].tolist()
+        assert frame["segment_id"].tolist() == labels["segment_id"].tolist()
+
+
 def test_a_failure_leaves_nothing_in_out(runs: Trained, media: dict[str, Path],
                                          tmp_path: Path) -> None:
     out = tmp_path / "out"
