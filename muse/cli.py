@@ -1,4 +1,4 @@
-"""The `muse` command: synth, prepare, demo, score, report, extract and fuse subcommands over the
+"""The `muse` command: synth, prepare, demo, score, report, extract, fuse and predict subcommands over the
 muse package."""
 
 from __future__ import annotations
@@ -121,6 +121,18 @@ def _add_fuse(commands: argparse._SubParsersAction) -> None:
     fuse.set_defaults(run=_fuse)
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from muse.predict import predict_run
+
+    out = args.out or Path("logs") / "predictions" / args.run_id
+    written = predict_run(args.run_id, out, media=args.media or (), package=args.package,
+                          transcripts=args.transcripts, fasttext_model=args.fasttext_model,
+                          tracking_uri=args.tracking_uri, log_to_run=args.log,
+                          workers=args.workers)
+    print(f"{len(written)} file(s) written to {out}: "
+          f"{', '.join(path.name for path in written)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="muse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +205,27 @@ def build_parser() -> argparse.ArgumentParser:
     extract.set_defaults(run=_extract)
 
     _add_fuse(commands)
+    predict = commands.add_parser(
+        "predict", help="a finished run applied to new media or a package: per-video CSV + PNG")
+    predict.add_argument("--run", dest="run_id", required=True, metavar="RUN_ID",
+                         help="the MLflow run id of a finished run")
+    given = predict.add_mutually_exclusive_group(required=True)
+    given.add_argument("--media", type=Path, nargs="+",
+                       help="media files (wav, flac, mp3, mp4, mkv, webm) or folders of them")
+    given.add_argument("--package", type=Path, help="a package in the official layout instead")
+    predict.add_argument("--out", type=Path, default=None,
+                         help="a new folder for the files (default: logs/predictions/RUN)")
+    predict.add_argument("--transcripts", type=Path, default=None,
+                         help="folder of <media name>.csv (start,end,word in ms), .srt or .vtt")
+    predict.add_argument("--fasttext-model", type=Path, default=None,
+                         help="the run's fastText binary model, for runs that read fasttext")
+    predict.add_argument("--tracking-uri", default=None,
+                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///logs/mlflow.db")
+    predict.add_argument("--log", action="store_true",
+                         help="record the files as artifacts of the run (predictions/<out name>/)")
+    predict.add_argument("--workers", type=int, default=1,
+                         help="processes sharing the eGeMAPS extraction (one per core at most)")
+    predict.set_defaults(run=_predict)
     return parser
 
 
