@@ -1,5 +1,5 @@
-"""The `muse` command: synth, prepare, demo, score, report, extract, fuse and predict subcommands over the
-muse package."""
+"""The `muse` command: synth, prepare, demo, score, report, extract, fuse and predict
+subcommands over the muse package."""
 
 from __future__ import annotations
 
