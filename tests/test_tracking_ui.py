@@ -35,7 +35,8 @@ def config(root: Path, data_dir: Path, *overrides: str) -> DictConfig:
 def test_a_name_shows_the_overrides_that_change_what_a_run_computes() -> None:
     overrides = ["model=lstm_att", "features=ge_ft", "seed=3", "paths.root_dir=/x",
                  "data.dir=/data", "hydra/launcher=basic", "logger.log_checkpoints=true",
-                 "trainer.devices=2", "model.optimizer.lr=0.001", "data.window=100",
+                 "trainer.devices=2", "hparams_search.n_trials=40",
+                 "model.optimizer.lr=0.001", "data.window=100",
                  "debug=short"]
     assert naming.run_name("lstm_att", "ge_ft", 3, overrides, "0123456789abcdef") == (
         "lstm_att-ge_ft-s3 lr=0.001 window=100 debug=short")

@@ -4,8 +4,8 @@ A run is named `<model>-<features>-s<seed>`, followed by a short form of the com
 overrides that change what it computes: `lstm_att-ge_ft-s0 lr=0.001`. Overrides the name
 already says (task, model, features, seed, a sweep's row), and those that only change where or
 how fast a run goes (paths, logging, resuming, devices), are left out. With more than
-`MAX_SHOWN` of them, or a name past `MAX_LENGTH`, the first ones are shown with the run's
-config hash: `lstm_att-ge_ft-s0 lr=0.001 window=100 +3 #1a2b3c`.
+`MAX_SHOWN` of them, or a name past `MAX_LENGTH`, the first ones are shown with the count of
+the others and the run's config hash: `lstm_att-ge_ft-s0 k0=1 k1=1 k2=1 k3=1 +2 #fedcba`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # Choices the name says itself (`model=e2e`; not `model.optimizer.lr=...`), or that pick the
-# model and features it says (a sweep's row, a search).
-_NAMED = ("task", "model", "features", "seed", "sweep", "row", "hparams_search")
+# model and features it says (a sweep's row).
+_NAMED = ("task", "model", "features", "seed", "sweep", "row")
 # Where or how fast a run goes, not what it computes (as muse.runs.tracking leaves out of the
-# config hash).
-_PLACE = ("paths", "hydra", "logger", "ckpt_path", "skip_finished", "study", "data.dir",
-          "data.num_workers", "trainer.enable_progress_bar", "trainer.accelerator",
+# config hash), and an Optuna search's own settings (its trials are told apart by their tag).
+_PLACE = ("paths", "hydra", "logger", "ckpt_path", "skip_finished", "study", "hparams_search",
+          "data.dir", "data.num_workers", "trainer.enable_progress_bar", "trainer.accelerator",
           "trainer.devices")
 MAX_SHOWN = 4
 MAX_LENGTH = 80
