@@ -70,7 +70,7 @@ def _report(args: argparse.Namespace) -> None:
     print(f"report of {len(result.tables)} table(s) written to {result.out}: "
           f"{', '.join(result.files)}")
     print(f"recorded as run {result.run_id} of the experiment {EXPERIMENT}; look at it: "
-          f"{ui_command(result.tracking_uri)}")
+          f"{ui_command(result.tracking_uri, EXPERIMENT)}")
 
 
 def _extract(args: argparse.Namespace) -> None:

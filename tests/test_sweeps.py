@@ -44,6 +44,8 @@ WILD_SWEEP = ["sweep=table2_wild", "row=lstm_att-egemaps,lstm_att-fasttext", "se
               "hydra.launcher.n_jobs=2", "trainer.max_epochs=1"]
 WILD_JOBS = {f"row=lstm_att-{features},seed={seed},trainer.max_epochs=1"
              for features in ("egemaps", "fasttext") for seed in (1, 2)}
+# A run's name: model, features, seed and the override that tells it apart (muse.runs.naming).
+WILD_RUN = "lstm_att-{}-s{} max_epochs=1"
 
 
 def compose_train(*overrides: str, hydra: bool = False):
@@ -165,8 +167,8 @@ def wild_sweeps(demo_stores: dict[str, Path], tmp_path_factory: pytest.TempPathF
     steps["runs_second"] = runs_of(root, "MuSe-Wild")
 
     client = MlflowClient(f"sqlite:///{root}/logs/mlflow.db")
-    killed, deleted = steps["runs_second"]["lstm_att-egemaps-s1"], \
-        steps["runs_second"]["lstm_att-fasttext-s2"]
+    killed, deleted = steps["runs_second"][WILD_RUN.format("egemaps", 1)], \
+        steps["runs_second"][WILD_RUN.format("fasttext", 2)]
     # A job killed after its (only) epoch: a run still marked unfinished, and the last.ckpt
     # ModelCheckpoint wrote at that epoch's end (the run's one checkpoint is that epoch's).
     client.set_terminated(killed.info.run_id, "KILLED")
@@ -184,7 +186,7 @@ def test_a_sweep_trains_every_job_once_in_its_own_folder(wild_sweeps: dict) -> N
     first = wild_sweeps["first"]
     assert first.returncode == 0, first.output[-3000:]
     runs = wild_sweeps["runs_first"]
-    assert set(runs) == {f"lstm_att-{f}-s{s}" for f in ("egemaps", "fasttext") for s in (1, 2)}
+    assert set(runs) == {WILD_RUN.format(f, s) for f in ("egemaps", "fasttext") for s in (1, 2)}
     assert {run.info.status for run in runs.values()} == {"FINISHED"}
     assert {run.data.tags["seed"] for run in runs.values()} == {"1", "2"}
     first_sweep, jobs = next(iter(job_folders(wild_sweeps["root"], "table2_wild").items()))
@@ -217,11 +219,11 @@ def test_after_a_kill_only_what_is_missing_is_trained(wild_sweeps: dict) -> None
     runs = wild_sweeps["runs_third"]
     assert {run.info.status for run in runs.values()} == {"FINISHED"}
     # The killed run continued from its last checkpoint into the same MLflow run ...
-    assert runs["lstm_att-egemaps-s1"].info.run_id == wild_sweeps["killed"]
+    assert runs[WILD_RUN.format("egemaps", 1)].info.run_id == wild_sweeps["killed"]
     assert f"resuming MLflow run {wild_sweeps['killed']}" in third.output
     # ... the deleted one was trained again as a new run, and the others were left alone.
-    assert runs["lstm_att-fasttext-s2"].info.run_id != wild_sweeps["deleted"]
-    for name in ("lstm_att-egemaps-s2", "lstm_att-fasttext-s1"):
+    assert runs[WILD_RUN.format("fasttext", 2)].info.run_id != wild_sweeps["deleted"]
+    for name in (WILD_RUN.format("egemaps", 2), WILD_RUN.format("fasttext", 1)):
         assert runs[name].info.run_id == wild_sweeps["runs_first"][name].info.run_id
 
 

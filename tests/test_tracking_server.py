@@ -6,73 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from tracking_server import tracking_server
 
 REPO = Path(__file__).parents[1]
-STARTUP_S = 180  # creating the SQLite schema and starting uvicorn, on a busy 2-core machine
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """The server and the workers it started: its own session, so its own process group."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     """{url, artifacts}: a tracking server as the README starts it, stopped whatever happens."""
-    home = tmp_path_factory.mktemp("tracking_server")
-    port, artifacts = _free_port(), home / "artifacts"
-    log = (home / "server.log").open("w")
-    command = [sys.executable, "-m", "mlflow", "server",
-               "--backend-store-uri", f"sqlite:///{home}/mlflow.db",
-               "--artifacts-destination", str(artifacts),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    # Without its background job runner (GenAI jobs, trace roll-ups; none of it is used to
-    # track runs), which would start eight more Python processes on a 2-core machine.
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    process = subprocess.Popen(command, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not come up:\n{(home / 'server.log').read_text()}")
-            time.sleep(1)
-        yield {"url": url, "artifacts": artifacts}
-    finally:
-        _stop(process)
-        log.close()
+    with tracking_server(tmp_path_factory.mktemp("tracking_server")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +30,8 @@ def run(server: dict, demo_stores: dict[str, Path], tmp_path_factory: pytest.Tem
     root = tmp_path_factory.mktemp("client")
     env = dict(os.environ, MLFLOW_TRACKING_URI=server["url"], HYDRA_FULL_ERROR="1")
     command = [sys.executable, str(REPO / "train.py"), "debug=short", "data.batch_size=8",
-               f"paths.root_dir={root}", f"data.dir={demo_stores['wild'].parent}"]
+               f"paths.root_dir={root}", f"data.dir={demo_stores['wild'].parent}",
+               "logger.log_checkpoints=true"]
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
@@ -94,13 +44,16 @@ def run(server: dict, demo_stores: dict[str, Path], tmp_path_factory: pytest.Tem
 def test_the_run_is_recorded_by_the_server(run, server) -> None:
     found, client = run["run"], run["client"]
     assert found.info.status == "FINISHED"
-    assert found.info.run_name == "lstm_att-ge_ft-s42"
+    assert found.info.run_name == "lstm_att-ge_ft-s42 debug=short batch_size=8"
     assert found.data.tags["task"] == "wild"
     assert found.data.params["task.name"] == "wild"
     assert len(client.get_metric_history(found.info.run_id, "devel/score")) == 2
     for key in ("train/loss", "devel/arousal/ccc", "best/devel/score", "best/test/score"):
         assert key in found.data.metrics, key
     assert f"recorded in {server['url']}" in run["output"]
+    # The link it prints opens the experiment's runs table (test_ui_browser.py looks at it).
+    assert (f"look at it: open {server['url']}/#/experiments/{found.info.experiment_id}/runs?"
+            "workflowType=machine_learning&viewStateShareKey=muse-scores") in run["output"]
     # Nothing went to a local store beside the client.
     assert not (run["root"] / "logs" / "mlflow.db").exists()
     assert not (run["root"] / "mlruns").exists()
@@ -123,3 +76,33 @@ def test_artifacts_go_through_the_server_to_its_store(run, server, tmp_path) -> 
     scores = json.loads(Path(client.download_artifacts(run_id, "scores.json", str(tmp_path)))
                         .read_text())
     assert scores["devel"]["score"] == pytest.approx(found.data.metrics["best/devel/score"])
+
+
+def test_another_machine_evaluates_the_run_from_its_uploaded_checkpoint(
+        run, server, demo_stores: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`logger.log_checkpoints=true`: the best checkpoint is among the run's artifacts, and
+    `evaluate.py run_id=...` on a machine without the trainer's disk downloads and scores it."""
+    from hydra import compose, initialize_config_dir
+
+    from muse.runs.evaluate import evaluate
+
+    found, client = run["run"], run["client"]
+    run_id = found.info.run_id
+    best = Path(found.data.tags["muse.best_checkpoint"])
+    assert [a.path for a in client.list_artifacts(run_id, "checkpoints")] == [
+        f"checkpoints/{best.name}"]
+    best.rename(best.with_suffix(".elsewhere"))  # the trainer's disk is not this machine's
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server["url"])
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose("evaluate", overrides=[
+                f"run_id={run_id}", f"paths.root_dir={tmp_path}",
+                f"paths.output_dir={tmp_path}/out", f"data_dir={demo_stores['wild'].parent}"])
+        result = evaluate(cfg)
+    finally:
+        best.with_suffix(".elsewhere").rename(best)
+    fetched = Path(result["checkpoint"])
+    assert fetched.is_file() and fetched.is_relative_to(tmp_path / "logs" / "checkpoints" / run_id)
+    assert result["scores"]["devel"]["score"] == pytest.approx(
+        found.data.metrics["best/devel/score"], abs=1e-4)

@@ -78,5 +78,5 @@ def summary(result: RunResult) -> str:
     if result.best_checkpoint:  # a fused run has none
         lines.append(f"  best checkpoint: {result.best_checkpoint}")
     lines.append(f"  recorded in {result.tracking_uri}")
-    lines.append(f"  look at it: {tracking.ui_command(result.tracking_uri)}")
+    lines.append(f"  look at it: {tracking.ui_command(result.tracking_uri, result.experiment)}")
     return "\n".join(lines)

@@ -2,11 +2,13 @@
 
 `recorded_run` opens the MLflow run, or attaches to the one being resumed, under the run's lock
 (`muse.locks`: resuming never attaches a second process to a run that is still training);
-records what every run records first (the resolved config once, the data tags, where its
-checkpoints go); and ends it: FINISHED when the block completes; KILLED on Ctrl-C, printing
-the command that resumes it when the fit was interrupted and left a checkpoint; FAILED with
-the traceback (`traceback.txt`) on any other error. The child runs under way (one target of a
-per-target run) end with the run.
+records what every run records first (the resolved config once, the data tags, the store as
+its train/devel/test datasets, where its checkpoints go); samples MLflow's system metrics
+(`system/...`: CPU, memory, disk, network, NVIDIA GPUs) while it runs, unless
+`logger.system_metrics=false`; and ends it: FINISHED when the block completes; KILLED on
+Ctrl-C, printing the command that resumes it when the fit was interrupted and left a
+checkpoint; FAILED with the traceback (`traceback.txt`) on any other error. The child runs
+under way (one target of a per-target run) end with the run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import MLFlowLogger
@@ -71,13 +74,31 @@ def recorded_run(cfg: DictConfig, store: Path, resume_id: str | None = None,
                       is_demo_store(store))
         if resume_id is None:
             tracking.log_config(logger, cfg, run.out)
+            tracking.log_datasets(run.client, run.run_id, store)
         else:
             log.info("resuming MLflow run %s from %s", run.run_id, checkpoint)
         run.client.set_tag(run.run_id, tracking.CHECKPOINT_DIR_TAG,
                            str(run.checkpoints.resolve()))
         tracking.tag_data(run.client, run.run_id, store, run.synthetic_demo)
-        with ended(run):
+        with ended(run), system_metrics(cfg, run.run_id, resumed=resume_id is not None):
             yield run
+
+
+@contextmanager
+def system_metrics(cfg: DictConfig, run_id: str, resumed: bool) -> Iterator[None]:
+    """MLflow's system metrics of the run, sampled while the block runs (`logger.system_metrics`,
+    every `logger.system_metrics_interval_s` seconds); a resumed run continues their steps."""
+    if not cfg.logger.get("system_metrics", False):
+        yield
+        return
+    monitor = SystemMetricsMonitor(
+        run_id, sampling_interval=float(cfg.logger.get("system_metrics_interval_s", 10)),
+        resume_logging=resumed, tracking_uri=cfg.logger.tracking_uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()  # before the run is marked: its last samples land in a running run
 
 
 @contextmanager

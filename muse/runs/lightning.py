@@ -156,8 +156,9 @@ def _train_run(cfg: DictConfig, store: Path, groups: list[list[str]], resume: Re
                   else combine(evaluations, cfg.task.name, list(cfg.task.scored)))
     evaluation.write(run.out / "predictions")
     log_run_artifacts(run.client, run.run_id, evaluation, run.out)
-    best_path = tracking.join_checkpoints([fit.best_path for fit in fits])
-    run.client.set_tag(run.run_id, tracking.BEST_CHECKPOINT_TAG, best_path)
+    best_path = tracking.record_best_checkpoints(
+        run.client, run.run_id, [fit.best_path for fit in fits],
+        upload=bool(cfg.logger.get("log_checkpoints", False)))
     return evaluation, best_path
 
 

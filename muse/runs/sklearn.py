@@ -123,7 +123,8 @@ def train_classical(cfg: DictConfig) -> RunResult | FastDevRun:
         evaluated = evaluation(fitted, segments)
         evaluated.write(run.out / "predictions")
         log_run_artifacts(run.client, run.run_id, evaluated, run.out)
-        run.client.set_tag(run.run_id, tracking.BEST_CHECKPOINT_TAG, str(path.resolve()))
+        tracking.record_best_checkpoints(run.client, run.run_id, [str(path.resolve())],
+                                         upload=bool(cfg.logger.get("log_checkpoints", False)))
     result = RunResult(run.run_id, cfg.logger.tracking_uri, cfg.task.experiment_name,
                        str(path.resolve()), str(run.out / "predictions"),
                        evaluated.scores.get("devel"), evaluated.scores.get("test"),

@@ -1,7 +1,9 @@
 """MLflow for muse runs: where runs go, what identifies them, and finding one to resume.
 
-Every run lives in its sub-challenge's experiment, is named `<model>-<features>-s<seed>`, and
-carries tags the UI can group by (task, model, features, seed; a trial of an Optuna search:
+Every run lives in its sub-challenge's experiment (a model-training experiment, made with the
+saved view `muse-scores` of the runs table), is named `<model>-<features>-s<seed>` plus the
+overrides that tell it apart (`muse.runs.naming`), records the store it read as its datasets,
+and carries tags the UI can group by (task, model, features, seed; a trial of an Optuna search:
 its study and trial), the git commit, the Hydra override list and a hash of its resolved
 configuration (which is how an unfinished run with the same configuration is found again, and
 how a sweep knows a configuration already finished). The resolved configuration is logged as
@@ -15,17 +17,25 @@ import hashlib
 import json
 import logging
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities import Run
+import h5py
+from hydra.utils import instantiate
+from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import DatasetInput, InputTag, Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 
 from muse.locks import exclusive
+from muse.runs import naming
 from muse.store.reader import fingerprint
+from muse.tasks import ALL_PARTITIONS
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,21 @@ TRIAL_TAG = "trial"
 DATA_TAG = "muse.data"  # the store a run trained on
 DEMO_TAG = "muse.synthetic_demo"  # "true" when that store is the built-in synthetic demo's
 FINGERPRINT_TAG = "muse.data_fingerprint"  # that store's prepare fingerprint (muse fuse checks it)
+# MLflow's own: what the experiment is for. The UI reads it; 3.17 still opens an experiment on
+# its GenAI overview unless the link says `workflowType=machine_learning` (`runs_table_url`).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# A saved view of the runs table is an experiment tag `mlflow.sharedViewState.<id>` holding
+# {name, createdAt, updatedAt, state}, `state` the view as JSON (MLflow UI 3.17); a link opens
+# it with `viewStateShareKey=<id>`.
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+VIEW_ID = "muse-scores"
+VIEW_COLUMNS = ("attributes.`Dataset`", "metrics.`best/devel/score`", "metrics.`best/test/score`",
+                "tags.`task`", "tags.`model`", "tags.`features`", "tags.`seed`")
+# Where `logger.log_checkpoints` uploads a run's best checkpoint(s) among its artifacts.
+CHECKPOINT_ARTIFACTS = "checkpoints"
+# Keys of conf/logger that are muse's own options, not arguments of the Lightning logger.
+MUSE_LOGGER_OPTIONS = ("system_metrics", "system_metrics_interval_s", "log_checkpoints")
 # Settings that change where or how fast a run goes, not what it computes.
 _NOT_HASHED = ("ckpt_path", "skip_finished", "paths", "hydra", "logger", "debug")
 _NOT_HASHED_TRAINER = ("enable_progress_bar", "accelerator", "devices")
@@ -50,6 +75,8 @@ _NOT_HASHED_CALLBACK_KEYS = ("_target_", "dirpath", "filename", "auto_insert_met
 
 
 SQLITE = "sqlite:///"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+DIGEST_SHOWN = 16  # characters of a store's fingerprint a dataset digest keeps (MLflow: <= 36)
 
 
 def open_store(tracking_uri: str) -> MlflowClient:
@@ -97,7 +124,9 @@ def config_hash(cfg: DictConfig) -> str:
 
 
 def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.model.name}-{cfg.features.name}-s{cfg.seed}"
+    """`<model>-<features>-s<seed>` and the overrides that tell the run apart (naming)."""
+    return naming.run_name(cfg.model.name, cfg.features.name, cfg.seed, hydra_overrides(),
+                           config_hash(cfg))
 
 
 def git_commit() -> str | None:
@@ -137,15 +166,15 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
 
 def make_logger(cfg: DictConfig, run_id: str | None = None, parent_id: str | None = None,
                 target: str | None = None) -> MLFlowLogger:
-    """A Lightning MLflow logger for a new run, or for `run_id` when resuming it.
+    """The Lightning logger of conf/logger (`_target_`) for a new run, or for `run_id` when
+    resuming it; the run-time facts it leaves `null` (the experiment, the run, its name and
+    tags, where a local store keeps artifacts) are filled here, and only here.
 
     With `parent_id`, the run is the child run of one target of a per-target run: it holds
     that target model's epochs, and none of the tags sweeps and reports look runs up by.
     """
     open_store(cfg.logger.tracking_uri)  # the store is ready before Lightning's logger opens it
-    local = not str(cfg.logger.tracking_uri).startswith(("http://", "https://"))
-    # MLflow's default for a SQLite store is ./mlruns of whatever folder the run started in.
-    artifacts = str(Path(cfg.logger.artifact_location).resolve()) if local else None
+    artifacts = _artifact_location(cfg)
     if run_id is None:
         ensure_experiment(cfg.logger.tracking_uri, cfg.task.experiment_name, artifacts)
     if parent_id is None:
@@ -153,26 +182,59 @@ def make_logger(cfg: DictConfig, run_id: str | None = None, parent_id: str | Non
     else:
         name = f"{run_name(cfg)}/{target}"
         tags = {PARENT_TAG: parent_id, TARGET_TAG: str(target), "task": cfg.task.name}
-    return MLFlowLogger(
-        experiment_name=cfg.task.experiment_name,
-        artifact_location=artifacts,
-        run_name=name if run_id is None else None,
-        tracking_uri=cfg.logger.tracking_uri,
-        tags=tags if run_id is None else None,
-        run_id=run_id,
-    )
+    node = {key: value for key, value in resolved(cfg.logger).items()
+            if key not in MUSE_LOGGER_OPTIONS}
+    facts = {"experiment_name": cfg.task.experiment_name, "run_id": run_id,
+             "artifact_location": artifacts,
+             "run_name": name if run_id is None else None,
+             "tags": tags if run_id is None else None}
+    return instantiate(node, **facts)
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
-    """Create the experiment unless it exists: the parallel jobs of a sweep race to it."""
+def _artifact_location(cfg: DictConfig) -> str | None:
+    """Where a new experiment of a local store keeps artifacts (a server decides itself)."""
+    if str(cfg.logger.tracking_uri).startswith(("http://", "https://")):
+        return None
+    # MLflow's default for a SQLite store is ./mlruns of whatever folder the run started in.
+    return str(Path(cfg.logger.artifact_location).resolve())
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str:
+    """The experiment's id, created (a model-training experiment with the saved view
+    `muse-scores`) unless it exists: the parallel jobs of a sweep race to it."""
     store = open_store(tracking_uri)
-    if store.get_experiment_by_name(name) is not None:
-        return
-    try:
-        store.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:
-        if store.get_experiment_by_name(name) is None:  # not another job's creation
-            raise
+    experiment = store.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            store.create_experiment(name, artifact_location=artifact_location,
+                                    tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+        except MlflowException:
+            if store.get_experiment_by_name(name) is None:  # not another job's creation
+                raise
+        experiment = store.get_experiment_by_name(name)
+    if f"{VIEW_TAG_PREFIX}{VIEW_ID}" not in experiment.tags:  # also experiments made before
+        store.set_experiment_tag(experiment.experiment_id, f"{VIEW_TAG_PREFIX}{VIEW_ID}",
+                                 saved_view())
+    return experiment.experiment_id
+
+
+def saved_view() -> str:
+    """The runs table's view `muse-scores`: the scores, dataset and grouping tags side by
+    side, best devel score first."""
+    state = {"selectedColumns": list(VIEW_COLUMNS),
+             "orderByKey": "metrics.`best/devel/score`", "orderByAsc": False}
+    now = int(time.time() * 1000)
+    return json.dumps({"name": "muse: scores", "createdAt": now, "updatedAt": now,
+                       "state": json.dumps(state)})
+
+
+def runs_table_url(base_url: str, experiment_id: str | None) -> str:
+    """The link that opens the experiment's runs table in its `muse-scores` view."""
+    base = base_url.rstrip("/")
+    if experiment_id is None:
+        return f"{base}/#/experiments?workflowType=machine_learning"
+    return (f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={VIEW_ID}")
 
 
 @dataclass
@@ -215,6 +277,63 @@ def tag_data(client: MlflowClient, run_id: str, store: Path, demo: bool) -> None
     client.set_tag(run_id, DATA_TAG, str(Path(store).resolve()))
     client.set_tag(run_id, DEMO_TAG, str(demo).lower())
     client.set_tag(run_id, FINGERPRINT_TAG, fingerprint(store) or "")
+
+
+def log_datasets(client: MlflowClient, run_id: str, store: Path) -> None:
+    """The store as the run's datasets, one per partition (context train, devel, test): named
+    by the store file and partition, the digest its `muse prepare` fingerprint, the source the
+    package it was prepared from (the store itself for stores older than that record).
+
+    One dataset per partition because MLflow keeps one input per dataset and run."""
+    store = Path(store).resolve()
+    digest = fingerprint(store) or ""
+    with h5py.File(store, "r") as file:
+        source = _text(file.attrs.get("package", "")) or str(store)
+    local = get_dataset_source_from_json(json.dumps({"uri": source}), source_type="local")
+    inputs = []
+    for partition in ALL_PARTITIONS:
+        dataset = MetaDataset(local, name=f"{store.name}/{partition}",
+                              digest=digest[:DIGEST_SHOWN] or None)
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(),
+                                   [InputTag(MLFLOW_DATASET_CONTEXT, partition)]))
+    client.log_inputs(run_id, inputs)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def record_best_checkpoints(client: MlflowClient, run_id: str, paths: list[str],
+                            upload: bool) -> str:
+    """The run's best-checkpoint tag, and with `upload` (`logger.log_checkpoints`) the files
+    among its artifacts (`checkpoints/`; per target `checkpoints/<target>/`), so that a
+    machine without this one's disk can evaluate the run (`fetch_checkpoints`)."""
+    value = join_checkpoints(paths)
+    client.set_tag(run_id, BEST_CHECKPOINT_TAG, value)
+    if upload:
+        for path in filter(None, paths):  # "": no epoch was kept
+            client.log_artifact(run_id, path, _checkpoint_artifact_dir(paths, path))
+    return value
+
+
+def _checkpoint_artifact_dir(paths: list[str], path: str) -> str:
+    """muse keeps a target's checkpoints in `<run id>/<target>/`: its folder names it."""
+    if len(paths) == 1:
+        return CHECKPOINT_ARTIFACTS
+    return f"{CHECKPOINT_ARTIFACTS}/{Path(path).parent.name}"
+
+
+def fetch_checkpoints(client: MlflowClient, run_id: str, paths: list[str],
+                      destination: Path) -> list[Path] | None:
+    """The run's best checkpoints (`paths`, as its tag names them) downloaded from its
+    artifacts into `destination`; None when they were not uploaded."""
+    wanted = [f"{_checkpoint_artifact_dir(paths, path)}/{Path(path).name}" for path in paths]
+    folders = {name.rsplit("/", 1)[0] for name in wanted}
+    uploaded = {item.path for folder in folders for item in client.list_artifacts(run_id, folder)}
+    if not wanted or not set(wanted) <= uploaded:
+        return None
+    destination.mkdir(parents=True, exist_ok=True)
+    return [Path(client.download_artifacts(run_id, name, str(destination))) for name in wanted]
 
 
 def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:
@@ -290,7 +409,14 @@ def checkpoint_run_id(path: Path) -> str | None:
     return None
 
 
-def ui_command(tracking_uri: str) -> str:
+def ui_command(tracking_uri: str, experiment: str | None = None) -> str:
+    """How to look at a store's runs: the link of `experiment`'s runs table (`runs_table_url`),
+    after the `mlflow ui` command that serves a local store."""
+    experiment_id = None
+    if experiment is not None:
+        found = open_store(tracking_uri).get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found is not None else None
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri} in a browser"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+        return f"open {runs_table_url(tracking_uri, experiment_id)}"
+    return (f"mlflow ui --backend-store-uri {tracking_uri}, then open "
+            f"{runs_table_url(LOCAL_UI, experiment_id)}")

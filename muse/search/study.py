@@ -385,7 +385,7 @@ def outcome(search: Search, study: optuna.Study, record: dict | None) -> str:
               f"  overrides: {' '.join(record['overrides'])}",
               f"  train it again: {record['command']}",
               f"  recorded in {search.folder / BEST_FILE}",
-              f"  look at it: {tracking.ui_command(search.tracking_uri)}, experiment "
-              f"{search.experiment}, search tags.study = '{search.name}', sort by "
+              f"  look at it: {tracking.ui_command(search.tracking_uri, search.experiment)}, "
+              f"search tags.study = '{search.name}', sort by "
               f"{OBJECTIVE_METRIC}"]
     return "\n".join(lines)

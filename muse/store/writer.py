@@ -157,13 +157,13 @@ class StoreWriter:
     """
 
     def __init__(self, path: Path, task: str, targets: list[str], fingerprint: str,
-                 audio_rate: int, expected_bytes: int = 0) -> None:
+                 audio_rate: int, expected_bytes: int = 0, package: str = "") -> None:
         self.path = Path(path)
         self.tmp = temp_path(self.path, os.getpid())
         self.expected_bytes = expected_bytes
         self.attrs = {"schema_version": SCHEMA_VERSION, "task": task,
                       "targets": json.dumps(targets), "fingerprint": fingerprint,
-                      "audio_rate": audio_rate}
+                      "audio_rate": audio_rate, "package": package}
         self.raw: _GuardedFile | None = None
         self.file: h5py.File | None = None
         self.tables: dict[str, RowTable] = {}

@@ -53,7 +53,8 @@ def prepare_task(package: Path, out: Path, task: str, features: list[str] | None
         return target
     stats = PrepareStats()
     with StoreWriter(target, task, list(resolved.task.targets), fingerprint, audio_rate,
-                     expected_bytes=expected_store_bytes(resolved, audio_rate)) as writer:
+                     expected_bytes=expected_store_bytes(resolved, audio_rate),
+                     package=str(Path(package).resolve())) as writer:
         writer.write("videos/id", np.asarray(resolved.videos, np.int64))
         writer.write("videos/partition",
                      np.asarray([resolved.partition[v] for v in resolved.videos], dtype=object))
