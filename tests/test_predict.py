@@ -144,7 +144,7 @@ def test_predictions_apply_the_normalisation_saved_in_the_checkpoint(
                     features=["egemaps", "fasttext"])["wild"]
     module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     data = MuseDataModule.load_from_checkpoint(checkpoint, store_path=str(store))
-    reference, _ = predict_partition(module, data, "test", ["arousal", "valence"])
+    reference, _, _ = predict_partition(module, data, "test", ["arousal", "valence"])
     assert reference["timestamp"].tolist() == ours["timestamp"].tolist()
     for target in ("arousal", "valence"):
         np.testing.assert_allclose(ours[f"prediction_{target}"], reference[f"prediction_{target}"],
@@ -155,7 +155,7 @@ def test_predictions_apply_the_normalisation_saved_in_the_checkpoint(
     width = raw.feature_dim
     raw.load_state_dict({"normalization": {"egemaps+fasttext": Normalizer(
         np.zeros(width), np.ones(width)).state_dict()}})
-    unnormalised, _ = predict_partition(module, raw, "test", ["arousal", "valence"])
+    unnormalised, _, _ = predict_partition(module, raw, "test", ["arousal", "valence"])
     assert np.abs(unnormalised["prediction_arousal"] - ours["prediction_arousal"]).max() > 1e-3
 
 
