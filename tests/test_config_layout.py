@@ -22,6 +22,7 @@ from muse.module import MuseModule
 from muse.runs import tracking
 from muse.runs.builders import STORE_LOCATION, build_datamodule, build_module
 from muse.runs.train import finished_result
+from muse.store.prepare.model_inputs import model_inputs
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = ("lstm_att", "e2e", "e2e_multitask", "mmt", "albert", "svm")
@@ -166,3 +167,7 @@ def test_a_run_finished_under_an_earlier_layout_is_reported_not_skipped(
     assert MlflowClient(uri).get_run(today).data.tags[tracking.CONFIG_LAYOUT_TAG] == "2"
     result = finished_result(cfg)
     assert result is not None and result.skipped and result.run_id == today
+
+
+def test_the_shared_module_part_is_not_listed_as_a_model() -> None:
+    assert {inputs.model for inputs in model_inputs()} == set(MODELS)
