@@ -71,13 +71,13 @@ def target_groups(cfg: DictConfig) -> list[list[str]]:
     return [[name] for name in targets] if cfg.model.get("per_target") else [targets]
 
 
-def encoder_node(cfg: DictConfig, datamodule: MuseDataModule) -> dict:
-    """The model's encoder node, with the data facts it leaves open (`null`) filled in.
+def encoder_node(node: dict, datamodule: MuseDataModule) -> dict:
+    """The module's encoder node, with the data facts it leaves open (`null`) filled in.
 
     `feature_dims` ({feature set: width}) and `audio_samples` (samples per label step) are
     known only once the store is open; filled in here, they are saved with the checkpoint.
     """
-    node = OmegaConf.to_container(cfg.model.encoder, resolve=True)
+    node = dict(node)
     facts = {"feature_dims": lambda: datamodule.feature_dims,
              "audio_samples": lambda: datamodule.audio_samples_per_step}
     for key, fact in facts.items():
@@ -103,7 +103,7 @@ def build_module(cfg: DictConfig, datamodule: MuseDataModule) -> MuseModule:
             targets.append({"name": name, "kind": "classes", "num_classes": classes,
                             "class_weights": weights})
     node = OmegaConf.to_container(cfg.model.module, resolve=True)
-    node["encoder"] = encoder_node(cfg, datamodule)
+    node["encoder"] = encoder_node(node["encoder"], datamodule)
     # Not recursive: the module builds its encoder from the node, which its checkpoints keep;
     # plain containers: it saves its arguments in every checkpoint as hyperparameters.
     return instantiate(node, input_dim=datamodule.feature_dim, task=cfg.task.name,
