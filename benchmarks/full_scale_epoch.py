@@ -101,7 +101,7 @@ def measure(store: Path, features: str, budget_mb: float, fraction: float) -> di
             clock["batches"] = trainer.num_training_batches
 
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=fraction, limit_val_batches=0,
-                         gradient_clip_val=cfg.model.gradient_clip_val, logger=False,
+                         gradient_clip_val=cfg.trainer.gradient_clip_val, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="cpu", devices=1,
                          num_sanity_val_steps=0, callbacks=[Clock()])

@@ -259,7 +259,7 @@ def albert_run(demo_stores, tiny_albert: str, tmp_path_factory):
     root = tmp_path_factory.mktemp("albert_run")
     cfg = config(root, f"data.dir={demo_stores['topic'].parent}", "task=topic", "model=albert",
                  f"model.pretrained={tiny_albert}", "model.optimizer.lr=3e-3",
-                 "model.max_epochs=2", "trainer.enable_progress_bar=false",
+                 "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
                  "trainer.log_every_n_steps=1")
     return cfg, train(cfg)
 

@@ -12,7 +12,13 @@ from hydra import compose, initialize_config_dir
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, OnExceptionCheckpoint
 
 from muse.runs.builders import build_callbacks
-from muse.runs.tracking import _NOT_HASHED, _NOT_HASHED_TRAINER, config_hash, resolved
+from muse.runs.tracking import (
+    _NOT_HASHED,
+    _NOT_HASHED_TRAINER,
+    CONFIG_LAYOUT,
+    config_hash,
+    resolved,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -24,7 +30,7 @@ def compose_train(*overrides: str):
 
 
 def test_every_callback_is_built_from_its_file(tmp_path: Path) -> None:
-    built = build_callbacks(compose_train("model.patience=4"), tmp_path)
+    built = build_callbacks(compose_train("callbacks.early_stopping.patience=4"), tmp_path)
     assert set(built) == {"checkpoint", "early_stopping", "on_exception"}
     best, stop, crash = built["checkpoint"], built["early_stopping"], built["on_exception"]
     assert isinstance(best, ModelCheckpoint) and isinstance(stop, EarlyStopping)
@@ -43,11 +49,15 @@ def test_save_last_takes_effect(tmp_path: Path) -> None:
 
 def legacy_hash(cfg) -> str:
     """config_hash as it was when the callbacks node held only the checkpoint's monitor, mode
-    and save_last and the early-stopping arguments."""
+    and save_last and the early-stopping arguments (in today's config layout, whose version is
+    hashed too, and without the class paths of the datamodule and the module)."""
     tree = {k: v for k, v in resolved(cfg).items() if k not in _NOT_HASHED}
+    tree["config_layout"] = CONFIG_LAYOUT
     tree["trainer"] = {k: v for k, v in tree["trainer"].items() if k not in _NOT_HASHED_TRAINER}
     tree["data"].pop("dir", None)
     tree["data"].pop("num_workers", None)
+    tree["data"].pop("_target_")
+    tree["model"].get("module", {}).pop("_target_", None)
     checkpoint, stopping = tree["callbacks"]["checkpoint"], tree["callbacks"]["early_stopping"]
     tree["callbacks"] = {
         "checkpoint": {k: checkpoint[k] for k in ("monitor", "mode", "save_last")},

@@ -19,21 +19,25 @@ from muse.errors import MuseError
 from muse.module import MuseModule
 from muse.tasks import TASKS
 
+# Keys of the data node that say where the store is (muse.store.prepare.store_for reads them),
+# not how the datamodule reads it.
+STORE_LOCATION = ("dir", "package")
+
 
 def build_datamodule(cfg: DictConfig, store: Path,
                      targets: list[str] | None = None) -> MuseDataModule:
-    """The run's data; `targets`: the labels one model learns (default: every run target)."""
-    data = cfg.data
-    return MuseDataModule(
-        str(store), cfg.task.name, list(cfg.features.names),
-        targets=targets or run_targets(cfg),
-        window=data.window, hop=data.hop, eval_window=data.eval_window,
-        segment_length=data.segment_length, alignment=data.alignment,
-        batch_size=data.batch_size, eval_batch_size=data.eval_batch_size,
-        num_workers=data.num_workers, normalize=data.normalize, audio=data.audio,
-        memory_budget_mb=data.memory_budget_mb, seed=cfg.seed,
-        unaligned_lengths=data.get("unaligned_lengths"),
-    )
+    """The run's data, instantiated from `cfg.data`; `targets`: the labels one model learns
+    (default: every run target).
+
+    The facts only the run knows are filled in here: the store file, the task, the feature
+    sets, the targets and the seed of the training shuffle.
+    """
+    node = {key: value for key, value in OmegaConf.to_container(cfg.data, resolve=True).items()
+            if key not in STORE_LOCATION}
+    # Plain containers: the datamodule saves its arguments in every checkpoint.
+    return instantiate(node, store_path=str(store), task=cfg.task.name,
+                       features=list(cfg.features.names), targets=targets or run_targets(cfg),
+                       seed=cfg.seed, _convert_="all")
 
 
 def class_weights(datamodule: MuseDataModule, target: str, classes: int) -> list[float]:
@@ -67,13 +71,13 @@ def target_groups(cfg: DictConfig) -> list[list[str]]:
     return [[name] for name in targets] if cfg.model.get("per_target") else [targets]
 
 
-def encoder_node(cfg: DictConfig, datamodule: MuseDataModule) -> dict:
-    """The model's encoder node, with the data facts it leaves open (`null`) filled in.
+def encoder_node(node: dict, datamodule: MuseDataModule) -> dict:
+    """The module's encoder node, with the data facts it leaves open (`null`) filled in.
 
     `feature_dims` ({feature set: width}) and `audio_samples` (samples per label step) are
     known only once the store is open; filled in here, they are saved with the checkpoint.
     """
-    node = OmegaConf.to_container(cfg.model.encoder, resolve=True)
+    node = dict(node)
     facts = {"feature_dims": lambda: datamodule.feature_dims,
              "audio_samples": lambda: datamodule.audio_samples_per_step}
     for key, fact in facts.items():
@@ -83,6 +87,10 @@ def encoder_node(cfg: DictConfig, datamodule: MuseDataModule) -> dict:
 
 
 def build_module(cfg: DictConfig, datamodule: MuseDataModule) -> MuseModule:
+    """The LightningModule, instantiated from `cfg.model.module`, with what the data decides
+    filled in: the fused input width, the task and its scored targets, each target's kind and
+    classes (balanced class weights from the train segments where asked for), and the
+    encoder's open data facts (`encoder_node`)."""
     targets = []
     # A model may set its own (ALBERT trains with balanced weights); otherwise the task decides.
     balanced = cfg.model.get("balanced_class_weights", cfg.task.balanced_class_weights)
@@ -94,13 +102,13 @@ def build_module(cfg: DictConfig, datamodule: MuseDataModule) -> MuseModule:
             weights = class_weights(datamodule, name, classes) if balanced else None
             targets.append({"name": name, "kind": "classes", "num_classes": classes,
                             "class_weights": weights})
-    container = OmegaConf.to_container(cfg.model, resolve=True)
-    return MuseModule(
-        encoder=encoder_node(cfg, datamodule), input_dim=datamodule.feature_dim, task=cfg.task.name,
-        targets=targets, scored=list(cfg.task.scored), optimizer=container["optimizer"],
-        scheduler=container.get("scheduler"),
-        output_activation=container.get("output_activation"),
-    )
+    node = OmegaConf.to_container(cfg.model.module, resolve=True)
+    node["encoder"] = encoder_node(node["encoder"], datamodule)
+    # Not recursive: the module builds its encoder from the node, which its checkpoints keep;
+    # plain containers: it saves its arguments in every checkpoint as hyperparameters.
+    return instantiate(node, input_dim=datamodule.feature_dim, task=cfg.task.name,
+                       targets=targets, scored=list(cfg.task.scored),
+                       _recursive_=False, _convert_="all")
 
 
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path) -> dict[str, Callback]:

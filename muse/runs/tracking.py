@@ -40,6 +40,13 @@ from muse.tasks import ALL_PARTITIONS
 log = logging.getLogger(__name__)
 
 CONFIG_HASH_TAG = "muse.config_hash"
+# The layout of the config the hash is computed over, hashed with it and tagged on every run.
+# 2: training settings in trainer/, data/ and callbacks/ instead of model/, the datamodule and
+# the module built from `_target_` nodes. The same settings then resolve to another tree, so a
+# hash is compared only within one layout; a run finished under an earlier one (no tag) is
+# reported when its configuration trains again (`earlier_layout_runs`).
+CONFIG_LAYOUT = 2
+CONFIG_LAYOUT_TAG = "muse.config_layout"
 CHECKPOINT_DIR_TAG = "muse.checkpoint_dir"
 BEST_CHECKPOINT_TAG = "muse.best_checkpoint"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a child run under its parent
@@ -110,8 +117,10 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """Hash of what the run computes: the resolved config minus paths, logging and resuming."""
+    """Hash of what the run computes: the resolved config minus paths, logging and resuming,
+    within its layout (`CONFIG_LAYOUT`)."""
     tree = {k: v for k, v in resolved(cfg).items() if k not in _NOT_HASHED}
+    tree["config_layout"] = CONFIG_LAYOUT
     trainer = {k: v for k, v in tree.get("trainer", {}).items() if k not in _NOT_HASHED_TRAINER}
     tree["trainer"] = trainer
     if "callbacks" in tree:
@@ -120,6 +129,10 @@ def config_hash(cfg: DictConfig) -> str:
             for name, node in tree["callbacks"].items() if name not in _NOT_HASHED_CALLBACKS}
     tree.get("data", {}).pop("dir", None)
     tree.get("data", {}).pop("num_workers", None)
+    # As for the callbacks: the class that builds the data or the module is the code's, not
+    # the run's setting.
+    tree.get("data", {}).pop("_target_", None)
+    tree.get("model", {}).get("module", {}).pop("_target_", None)
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -155,6 +168,7 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
         "seed": str(cfg.seed),
         "overrides": " ".join(hydra_overrides()),
         CONFIG_HASH_TAG: config_hash(cfg),
+        CONFIG_LAYOUT_TAG: str(CONFIG_LAYOUT),
     }
     if cfg.get("study"):  # the trial number is tagged by the search, which knows it
         tags[STUDY_TAG] = str(cfg.study)
@@ -373,6 +387,15 @@ def finished_run(tracking_uri: str, experiment_name: str, digest: str) -> Run | 
         if run.info.status == "FINISHED":
             return run
     return None
+
+
+def earlier_layout_runs(tracking_uri: str, experiment_name: str, name: str) -> list[Run]:
+    """The experiment's FINISHED runs named `name` whose config hash belongs to an earlier
+    config layout, so that no hash of today's configs can equal theirs (newest first)."""
+    runs = _newest_runs(tracking_uri, experiment_name,
+                        f"attributes.run_name = '{name}' and attributes.status = 'FINISHED'")
+    return [run for run in runs if CONFIG_HASH_TAG in run.data.tags
+            and run.data.tags.get(CONFIG_LAYOUT_TAG) != str(CONFIG_LAYOUT)]
 
 
 def best_scores(run: Run) -> dict[str, dict]:

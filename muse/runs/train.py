@@ -30,6 +30,13 @@ def finished_result(cfg: DictConfig) -> RunResult | None:
     run = tracking.finished_run(cfg.logger.tracking_uri, cfg.task.experiment_name,
                                 tracking.config_hash(cfg))
     if run is None:
+        earlier = tracking.earlier_layout_runs(cfg.logger.tracking_uri, cfg.task.experiment_name,
+                                               tracking.run_name(cfg))
+        if earlier:
+            log.warning("training %s again: run %s finished under an earlier config layout, "
+                        "whose hashes cannot be compared with today's (delete it from %s if "
+                        "it is the same configuration)", tracking.run_name(cfg),
+                        ", ".join(run.info.run_id for run in earlier), cfg.task.experiment_name)
         return None
     log.info("skipping %s: finished as run %s", tracking.run_name(cfg), run.info.run_id)
     scores = tracking.best_scores(run)

@@ -29,7 +29,9 @@ class ModelInputs:
 
 def model_inputs(conf_dir: Path = CONF_DIR) -> list[ModelInputs]:
     """Every model config's default inputs, composed as `python train.py model=<name>` would."""
-    names = sorted(p.stem for p in (conf_dir / "model").glob("*.yaml"))
+    # `_lightning.yaml` is the part the neural model configs include, not a model.
+    names = sorted(p.stem for p in (conf_dir / "model").glob("*.yaml")
+                   if not p.stem.startswith("_"))
     found = []
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
         for name in names:
