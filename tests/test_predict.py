@@ -23,6 +23,7 @@ from muse.errors import MuseError
 from muse.module import MuseModule
 from muse.package.extract import extract_package
 from muse.predict import PredictError, predict_run
+from muse.runs.evaluation import evaluate_module
 from muse.runs.evaluation import predict as predict_partition
 from muse.runs.train import train
 from muse.store.prepare import prepare
@@ -128,6 +129,20 @@ def test_predict_on_an_mp4_writes_the_curves_and_logs_them_under_the_run(
                       "predictions/review_predictions/review.png"}
     assert after.info.status == before.info.status == "FINISHED"
     assert after.data.metrics == before.data.metrics
+
+
+def test_evaluating_a_store_without_devel_videos_predicts_its_test_partition(
+        runs: Trained, package: Path, tmp_path: Path) -> None:
+    """A package of new media has every video in test: evaluate.py's path leaves devel out
+    instead of failing on an empty loader."""
+    checkpoint = runs.checkpoint(runs.wild())
+    store = prepare(package, tmp_path / "data", tasks=["wild"],
+                    features=["egemaps", "fasttext"])["wild"]
+    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    data = MuseDataModule.load_from_checkpoint(checkpoint, store_path=str(store))
+    evaluation = evaluate_module(module, data, "wild", ["arousal", "valence"])
+    assert set(evaluation.predictions) == {"test"}
+    assert len(evaluation.predictions["test"]) > 0
 
 
 def test_predictions_apply_the_normalisation_saved_in_the_checkpoint(

@@ -162,10 +162,14 @@ def _score(task: str, scored: list[str], partition: str, predictions: pd.DataFra
 def evaluate_module(module: pl.LightningModule, datamodule: MuseDataModule, task: str,
                     scored: list[str],
                     partitions: tuple[str, ...] = EVALUATED_PARTITIONS) -> Evaluation:
-    """Predict and officially score each partition; a partition without labels is unscored."""
+    """Predict and officially score each partition; a partition without labels is unscored, and
+    one without videos (a package of new media puts every video in test) is left out."""
     module.eval()
     result = Evaluation(task)
     for partition in partitions:
+        if not len(datamodule.store.videos(partition)):
+            log.info("%s: no videos in %s, nothing to predict", partition, datamodule.store.path)
+            continue
         predictions, labels, probabilities = predict(module, datamodule, partition, scored)
         result.add(partition, predictions, labels, scored, probabilities)
     return result
