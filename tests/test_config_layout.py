@@ -171,3 +171,10 @@ def test_a_run_finished_under_an_earlier_layout_is_reported_not_skipped(
 
 def test_the_shared_module_part_is_not_listed_as_a_model() -> None:
     assert {inputs.model for inputs in model_inputs()} == set(MODELS)
+
+
+def test_the_module_node_does_not_repeat_the_model_in_the_run_params() -> None:
+    params = tracking.config_params(compose_train("model=lstm_att"))
+    assert params["model.encoder.hidden_size"] == "40"
+    assert params["model.module._target_"] == "muse.module.MuseModule"
+    assert [key for key in params if key.startswith("model.module.")] == ["model.module._target_"]

@@ -72,6 +72,7 @@ CHECKPOINT_ARTIFACTS = "checkpoints"
 # Keys of conf/logger that are muse's own options, not arguments of the Lightning logger.
 MUSE_LOGGER_OPTIONS = ("system_metrics", "system_metrics_interval_s", "log_checkpoints")
 # Settings that change where or how fast a run goes, not what it computes.
+MODULE_NODE = "model.module"  # conf/model/_lightning.yaml: the LightningModule around the model
 _NOT_HASHED = ("ckpt_path", "skip_finished", "paths", "hydra", "logger", "debug")
 _NOT_HASHED_TRAINER = ("enable_progress_bar", "accelerator", "devices")
 # Callbacks: which class and where it writes change nothing the run computes, nor does the
@@ -114,6 +115,13 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     return flat
+
+
+def config_params(cfg: DictConfig) -> dict[str, str]:
+    """The resolved config as flat MLflow params. Of `model.module` only its class: the rest
+    interpolates the model's own encoder and optimizer, which would otherwise show twice."""
+    return {key: value for key, value in flatten(resolved(cfg)).items()
+            if not key.startswith(f"{MODULE_NODE}.") or key == f"{MODULE_NODE}._target_"}
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -352,7 +360,7 @@ def fetch_checkpoints(client: MlflowClient, run_id: str, paths: list[str],
 
 def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:
     """The resolved config as params (once per run) and as a YAML artifact."""
-    logger.log_hyperparams(flatten(resolved(cfg)))
+    logger.log_hyperparams(config_params(cfg))
     path = output_dir / "config.yaml"
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     logger.experiment.log_artifact(logger.run_id, str(path))
