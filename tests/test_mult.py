@@ -13,9 +13,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from cli_scoring import score_with_cli
+from composing import compose
 from mlflow.tracking import MlflowClient
 from test_module import make_trainer
-from test_training import config
 
 from muse.data.datamodule import MuseDataModule
 from muse.data.unaligned import group_by_segment
@@ -362,8 +362,8 @@ QUICK = ["task=topic", "model=mmt", "trainer.enable_progress_bar=false",
 def topic_run(demo_stores, tmp_path_factory):
     """train.py's function: the topic model alone, on unaligned inputs, for two epochs."""
     root = tmp_path_factory.mktemp("mmt_run")
-    cfg = config(root, demo_stores["topic"].parent, *QUICK, "model.targets=[topic]",
-                 "data.alignment=unaligned", "trainer.max_epochs=2")
+    cfg = compose(*QUICK, "model.targets=[topic]", "data.alignment=unaligned",
+                  "trainer.max_epochs=2", root=root, data=demo_stores["topic"].parent)
     return cfg, train(cfg)
 
 
@@ -388,8 +388,8 @@ def test_a_run_reloads_from_its_checkpoint_with_its_devel_score(topic_run):
 def test_a_per_target_run_writes_a_submission_the_scorer_accepts(demo_stores, demo_package,
                                                                   tmp_path, capsys):
     # One small layer: this is about the harness, not the model.
-    cfg = config(tmp_path, demo_stores["topic"].parent, *QUICK, "trainer.max_epochs=1",
-                 "model.encoder.layers=1")
+    cfg = compose(*QUICK, "trainer.max_epochs=1", "model.encoder.layers=1", root=tmp_path,
+                  data=demo_stores["topic"].parent)
     result = train(cfg)
     client = MlflowClient(cfg.logger.tracking_uri)
     children = client.search_runs([client.get_run(result.run_id).info.experiment_id],
@@ -404,6 +404,6 @@ def test_a_per_target_run_writes_a_submission_the_scorer_accepts(demo_stores, de
 
 
 def test_mmt_is_topic_only(demo_stores, tmp_path):
-    cfg = config(tmp_path, demo_stores["wild"].parent, "task=wild", "model=mmt")
+    cfg = compose("task=wild", "model=mmt", root=tmp_path, data=demo_stores["wild"].parent)
     with pytest.raises(MuseError, match="task=topic only"):
         train(cfg)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
@@ -19,7 +19,6 @@ from muse.report.figures import score_figure
 from muse.report.record import EXPERIMENT, NOTE_TAG
 from muse.runs.train import train
 
-CONF = str(Path(__file__).parents[1] / "conf")
 SD_OF_TWO = math.sqrt(2) * 0.05  # sample sd of two values 0.1 apart
 TASK_PARAMS = {
     "wild": ('["arousal", "valence"]', '["arousal", "valence"]'),
@@ -339,11 +338,9 @@ def trained(demo_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
     root = tmp_path_factory.mktemp("trained")
     results = []
     for task, seed in (("wild", 1), ("wild", 2), ("topic", 1)):
-        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-            cfg = compose("train", overrides=[
-                f"paths.root_dir={root}", f"paths.output_dir={root}/out-{task}-{seed}",
-                f"data.dir={demo_stores[task].parent}", f"task={task}", f"seed={seed}",
-                "debug=short", "trainer.max_epochs=1", "trainer.limit_train_batches=1"])
+        cfg = compose(f"paths.output_dir={root}/out-{task}-{seed}", f"task={task}", f"seed={seed}",
+                      "debug=short", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+                      root=root, data=demo_stores[task].parent)
         results.append((task, train(cfg)))
     return cfg.logger.tracking_uri, results
 
