@@ -1,13 +1,32 @@
-"""Session-wide fixtures: one tiny synthetic package and its prepared HDF5 stores for all tests."""
+"""Session-wide fixtures: one tiny synthetic package and its prepared HDF5 stores for all tests.
+
+The `slow` marker (pyproject.toml) sets the unit tests apart: `pytest -m "not slow"` runs them in
+seconds, `pytest` runs everything (as CI does). A test is slow when it trains, or when it needs
+data that takes seconds to build: the session packages below (every test that uses one is
+marked here, at collection), a module's own package, a trained run.
+Files that train mark themselves whole (`pytestmark = pytest.mark.slow`), others mark their
+slow tests one by one. Shared helpers that are no fixtures live beside this file:
+`composing.compose` (Hydra's compose of conf/), `cli_scoring.score_with_cli` (`muse score`).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 TEST_FEATURES = ["egemaps", "lld", "fasttext", "vggface", "au"]
+# Building them takes seconds of a quick run's budget: their tests are slow.
+SLOW_FIXTURES = {"demo_package", "demo_stores", "learning_package"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,6 +49,23 @@ def no_leaked_tracking_uri():
 
 
 @pytest.fixture(scope="session")
+def empty_tracking_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite database with its tables and no experiment: MLflow makes the tables in
+    dozens of migrations, each committed (seconds on a busy disk); a copy takes milliseconds."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("tracking") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking_db(empty_tracking_db: Path, tmp_path: Path) -> Path:
+    """This test's own empty MLflow database, `tmp_path/mlflow.db`."""
+    return Path(shutil.copy(empty_tracking_db, tmp_path / "mlflow.db"))
+
+
+@pytest.fixture(scope="session")
 def demo_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic MuSe-CaR package in the official layout (8 videos of about a minute)."""
     from muse.package.synthetic import synthesize
@@ -44,3 +80,20 @@ def demo_stores(demo_package: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from muse.store.prepare import prepare
 
     return prepare(demo_package, tmp_path_factory.mktemp("data"), tasks=["wild", "topic", "trust"])
+
+
+@pytest.fixture(scope="session")
+def learning_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], dict]:
+    """({task: store}, the package's ceilings) of 24 videos of two minutes, three times the
+    session demo: enough for models that start from random weights to learn the planted
+    signal (MuSe-Topic: 84 train and 31 devel segments, where the demo has one or two train
+    segments per topic)."""
+    from muse.package.layout import CEILINGS_FILE
+    from muse.package.synthetic import synthesize
+    from muse.store.prepare import prepare
+
+    package = synthesize(tmp_path_factory.mktemp("learning") / "muse2020", videos=24, minutes=2.0,
+                         seed=7, features=["egemaps", "fasttext", "au"])
+    stores = prepare(package, tmp_path_factory.mktemp("learning_data"),
+                     tasks=["wild", "topic", "trust"])
+    return stores, json.loads((package / CEILINGS_FILE).read_text())

@@ -52,21 +52,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def learning_store(tmp_path_factory) -> Path:
-    """A topic store three times the session demo's size: 84 train and 31 devel segments.
-
-    The demo's 13 train segments (one or two per topic) are too few for a model that starts
-    from random weights; eGeMAPS is there only because a package needs a feature set.
-    """
-    from muse.package.synthetic import synthesize
-    from muse.store.prepare import prepare
-
-    package = synthesize(tmp_path_factory.mktemp("albert") / "muse2020", videos=24, minutes=2.0,
-                         seed=7, features=["egemaps"])
-    return prepare(package, tmp_path_factory.mktemp("albert_data"), tasks=["topic"])["topic"]
-
-
 def transcripts(store: Path, partition: str) -> list[str]:
     dm = MuseDataModule(str(store), "topic", [], batch_size=64)
     return [text for batch in dm.predict_dataloader(partition) for text in batch["text"]]
@@ -89,10 +74,10 @@ def trained_tokenizer(texts: list[str]) -> PreTrainedTokenizerFast:
 
 
 @pytest.fixture(scope="module")
-def tiny_albert(learning_store: Path, tmp_path_factory) -> str:
+def tiny_albert(learning_package, tmp_path_factory) -> str:
     """A directory with a tiny random ALBERT and a tokenizer of the train transcripts."""
     out = tmp_path_factory.mktemp("tiny_albert")
-    tokenizer = trained_tokenizer(transcripts(learning_store, "train"))
+    tokenizer = trained_tokenizer(transcripts(learning_package[0]["topic"], "train"))
     torch.manual_seed(0)
     model = AlbertModel(AlbertConfig(vocab_size=len(tokenizer),
                                      pad_token_id=tokenizer.pad_token_id, **TINY))
@@ -196,8 +181,10 @@ def majority_topic_score(dm: MuseDataModule) -> float:
     return classification_scores(devel, np.full(len(devel), majority))["score"]
 
 
-def test_tiny_albert_learns_topics_from_transcripts(learning_store: Path, tiny_albert: str):
-    dm = MuseDataModule(str(learning_store), "topic", [], targets=["topic"], batch_size=8)
+def test_tiny_albert_learns_topics_from_transcripts(learning_package, tiny_albert: str):
+    """The demo's one or two train segments per topic are too few to learn from."""
+    dm = MuseDataModule(str(learning_package[0]["topic"]), "topic", [], targets=["topic"],
+                        batch_size=8)
     weights = class_weights(dm, "topic", 10)
     # The paper's 3 epochs at 1e-5 fine-tune a model that already knows English; these
     # random weights need more steps at a larger rate (20 epochs at 3e-3) to learn anything.

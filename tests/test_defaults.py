@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from composing import compose
-from test_module import FEATURES, fit, learning_package  # noqa: F401  (a module fixture)
+from test_module import FEATURES, fit
 
 from muse.data.datamodule import MuseDataModule
 from muse.runs.train import train
+
+pytestmark = pytest.mark.slow  # trains the baselines at their defaults
 
 QUIET = ["trainer.enable_progress_bar=false"]
 # Devel task scores of a model that learned nothing: CCC 0; topic, the majority class's mean
@@ -38,7 +40,7 @@ def test_defaults_learn_the_demo(demo_stores: dict[str, Path], tmp_path: Path, t
 
 
 def test_topic_defaults_learn_a_package_with_enough_segments(
-        learning_package, tmp_path: Path) -> None:  # noqa: F811
+        learning_package, tmp_path: Path) -> None:
     """The session demo has 9 devel segments; the learning package about 25 of 10 topics."""
     stores, _ = learning_package
     cfg = compose("task=topic", "model=lstm_att", *QUIET, root=tmp_path,

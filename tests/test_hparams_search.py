@@ -38,6 +38,7 @@ def first_values(space: SearchSpace) -> dict:
             for p in space.params}
 
 
+@pytest.mark.slow  # composes a trial of every search: seconds of CPU
 @pytest.mark.parametrize("name", available(CONF))
 def test_every_search_composes_into_trials_of_its_task(name: str, tmp_path: Path) -> None:
     search = Search.from_command_line(CONF, [f"hparams_search={name}",

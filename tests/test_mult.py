@@ -308,20 +308,6 @@ def topic_majority_score(dm: MuseDataModule) -> float:
     return classification_scores(devel, np.full(len(devel), majority))["score"]
 
 
-@pytest.fixture(scope="module")
-def learning_topic_store(tmp_path_factory) -> Path:
-    """24 videos of two minutes (84 train and 31 devel segments): enough to learn ten topics
-    from; no raw audio, which the model does not read."""
-    from muse.package.synthetic import synthesize
-    from muse.store.prepare import prepare
-
-    package = synthesize(tmp_path_factory.mktemp("mmt_learning") / "muse2020", videos=24,
-                         minutes=2.0, seed=7, features=FT_GE_AU)
-    stores = prepare(package, tmp_path_factory.mktemp("mmt_learning_data"), tasks=["topic"],
-                     audio_rate=0)
-    return stores["topic"]
-
-
 class DevelScores(pl.Callback):
     """The devel score of every epoch (validation has run when a training epoch ends)."""
 
@@ -332,12 +318,12 @@ class DevelScores(pl.Callback):
         self.scores.append(float(trainer.callback_metrics["devel/score"]))
 
 
-def test_mmt_learns_topics_well_above_the_majority_class(learning_topic_store):
+def test_mmt_learns_topics_well_above_the_majority_class(learning_package):
     """The paper's model (30 channels, 5 layers, 5 heads, MulT's dropouts, Adam 1e-3, clip 0.8)
     on the three feature sets aggregated per word, judged like the harness judges a run: by
     its best devel epoch. Smaller batches than the paper's 16 give the few train segments more
     steps (the demo-sized packages have far fewer segments than MuSe-CaR's ~3000)."""
-    dm = MuseDataModule(str(learning_topic_store), "topic", FT_GE_AU, targets=["topic"],
+    dm = MuseDataModule(str(learning_package[0]["topic"]), "topic", FT_GE_AU, targets=["topic"],
                         alignment="fasttext_aligned", segment_length=220, normalize=True,
                         batch_size=4)
     pl.seed_everything(0)

@@ -16,6 +16,8 @@ from muse.runs.tracking import BEST_CHECKPOINT_TAG, PARENT_TAG, TARGET_TAG, mark
 from muse.runs.train import train
 from muse.scoring import score_files
 
+pytestmark = pytest.mark.slow  # trains three models and resumes one
+
 TARGETS = ["topic", "arousal", "valence"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,8 @@ from muse.report import report
 from muse.report.figures import score_figure
 from muse.report.record import EXPERIMENT, NOTE_TAG
 from muse.runs.train import train
+
+pytestmark = pytest.mark.slow  # every test reads an MLflow store of 40 runs (seconds to write)
 
 SD_OF_TWO = math.sqrt(2) * 0.05  # sample sd of two values 0.1 apart
 TASK_PARAMS = {
@@ -37,8 +40,8 @@ EXPERIMENTS = {"wild": "MuSe-Wild", "trust": "MuSe-Trust", "topic": "MuSe-Topic"
 class Store:
     """A temporary MLflow store with runs shaped like the ones train() records."""
 
-    def __init__(self, root: Path) -> None:
-        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+    def __init__(self, root: Path, empty_db: Path) -> None:
+        self.uri = f"sqlite:///{shutil.copy(empty_db, root / 'mlflow.db')}"
         self.client = MlflowClient(self.uri)
         self.root, self.clock = root, 1_700_000_000_000
 
@@ -90,9 +93,9 @@ def topic_scores(emotion: float, topic: float) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+def store(empty_tracking_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Store:
     """2 systems x 2 feature sets x 2 seeds per task, plus runs that must not count."""
-    store = Store(tmp_path_factory.mktemp("mlflow"))
+    store = Store(tmp_path_factory.mktemp("mlflow"), empty_tracking_db)
     # MuSe-Wild; each pair of seeds is 0.1 apart on every metric it varies.
     store.run("wild", "lstm_att", "ge_ft", 1, wild_scores(0.0, 0.0))  # older duplicate of seed 1
     wild = {("lstm_att", "ge_ft"): [(0.30, 0.10), (0.40, 0.20)],

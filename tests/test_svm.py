@@ -29,6 +29,8 @@ from muse.runs.sklearn import MODEL_FILE
 from muse.runs.train import train
 from muse.store.reader import MemoryRows, Store
 
+pytestmark = pytest.mark.slow  # trains the SVM on its own 24-video package
+
 TARGETS = ("topic", "arousal", "valence")
 CHANCE_UAR = 100 / 3  # three arousal classes
 

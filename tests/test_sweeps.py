@@ -46,6 +46,7 @@ WILD_JOBS = {f"row=lstm_att-{features},seed={seed},trainer.max_epochs=1"
              for features in ("egemaps", "fasttext") for seed in (1, 2)}
 
 
+@pytest.mark.slow  # composes every job of every table: seconds of CPU
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_every_table_sweeps_its_rows_over_three_seeds(table: str, monkeypatch,
                                                      tmp_path: Path) -> None:

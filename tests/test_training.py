@@ -21,6 +21,8 @@ from muse.runs.builders import run_lock
 from muse.runs.evaluate import evaluate
 from muse.runs.train import train
 
+pytestmark = pytest.mark.slow  # every test trains on the demo stores or reads a run that did
+
 ROOT = Path(__file__).parents[1]
 # A process that trains a run, as far as its lock goes: holds it until its stdin closes.
 HOLD_RUN_LOCK = """import sys
