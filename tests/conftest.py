@@ -1,12 +1,17 @@
-"""Session-wide fixtures: one tiny synthetic package and its prepared HDF5 stores for all tests.
+"""Session-wide fixtures (synthetic packages, their HDF5 stores, an empty MLflow database) and
+the `slow` marker's rule.
 
-The `slow` marker (pyproject.toml) sets the unit tests apart: `pytest -m "not slow"` runs them in
-seconds, `pytest` runs everything (as CI does). A test is slow when it trains, or when it needs
-data that takes seconds to build: the session packages below (every test that uses one is
-marked here, at collection), a module's own package, a trained run.
-Files that train mark themselves whole (`pytestmark = pytest.mark.slow`), others mark their
-slow tests one by one. Shared helpers that are no fixtures live beside this file:
-`composing.compose` (Hydra's compose of conf/), `cli_scoring.score_with_cli` (`muse score`).
+`pytest -m "not slow"` runs the unit tests alone, in well under a minute; `pytest` runs every
+test, as CI does. A test is `slow` when it trains, imports muse in a new process, or needs data
+that takes seconds to build: a session package below (every test that uses one, directly or
+through another fixture, is marked here at collection), a module's own package or media, an
+MLflow database, a trained run. Files whose tests all are slow say so once
+(`pytestmark = pytest.mark.slow`); other files mark their slow tests one by one. A new test
+that needs seconds is marked too, or the quick run stops being quick.
+
+Helpers that are no fixtures live beside this file: `composing.compose` (Hydra's compose of
+conf/, the tests' one way to build a configuration) and `cli_scoring.score_with_cli`
+(`muse score` on a submission, as a user runs it).
 """
 
 from __future__ import annotations
@@ -46,6 +51,19 @@ def no_leaked_tracking_uri():
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one intra-op thread for a module of small models: on cores shared with other
+    jobs every operation waits for both threads to be scheduled (ALBERT's learning test took
+    140 s instead of 11 s with two threads, an MMT test of 30 s took 9 minutes)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -41,15 +41,8 @@ TINY = dict(embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attentio
             initializer_range=0.1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's matrices gain nothing from a second thread, and on a busy machine
-    (other processes on both cores) two threads waiting for each other made the learning test
-    ten times slower (140 s instead of 11 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The tiny model's matrices gain nothing from a second thread (conftest.py says what it costs).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def transcripts(store: Path, partition: str) -> list[str]:

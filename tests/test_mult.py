@@ -27,16 +27,8 @@ from muse.module import MuseModule
 from muse.runs.tracking import PARENT_TAG, TARGET_TAG
 from muse.runs.train import train
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The model runs thousands of small operations a step (30 channels): a second intra-op
-    thread gains little on them, and on cores shared with other jobs every operation waits for
-    both threads to be scheduled (a 30 s test took 9 minutes with two threads there)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Thousands of small operations a step (30 channels): a second intra-op thread gains little.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 DIMS = {"text": 7, "audio": 5, "vision": 3}
