@@ -1,7 +1,7 @@
 """Session-wide fixtures (synthetic packages, their HDF5 stores, an empty MLflow database) and
 the `slow` marker's rule.
 
-`pytest -m "not slow"` runs the unit tests alone, in well under a minute; `pytest` runs every
+`pytest -m "not slow"` runs the unit tests alone, in under a minute; `pytest` runs every
 test, as CI does. A test is `slow` when it trains, imports muse in a new process, or needs data
 that takes seconds to build: a session package below (every test that uses one, directly or
 through another fixture, is marked here at collection), a module's own package or media, an
