@@ -303,7 +303,8 @@ def test_same_seed_same_devel_score(demo_stores):
 # The session's demo package (8 videos of a minute: 4 train videos, 677 labelled train steps)
 # is too small to learn from: the LSTM memorises the train videos through their constant
 # recording conditions, and its 4 train videos all have negative mean valence while both devel
-# videos are positive. These tests use a package twice as long with twice the videos.
+# videos are positive. These tests use a package twice as long with three times the videos
+# (conftest.py: `learning_package`).
 # Devel sequences are cut into 50-step chunks like the training windows: evaluated on whole
 # videos the same model loses much of its valence CCC.
 
