@@ -18,9 +18,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from cli_scoring import score_with_cli
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AlbertConfig, AlbertModel, BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -34,7 +33,6 @@ from muse.runs.evaluate import evaluate
 from muse.runs.train import train
 from muse.schedules import linear_warmup
 
-CONF = str(Path(__file__).parents[1] / "conf")
 SPECIAL_TOKENS = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]  # ALBERT's, pad first
 TINY = dict(embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, max_position_embeddings=320,
@@ -43,36 +41,8 @@ TINY = dict(embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attentio
             initializer_range=0.1)
 
 
-def config(root: Path, *overrides: str, name: str = "train") -> DictConfig:
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(name, overrides=[f"paths.root_dir={root}", f"paths.output_dir={root}/out",
-                                        *overrides])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's matrices gain nothing from a second thread, and on a busy machine
-    (other processes on both cores) two threads waiting for each other made the learning test
-    ten times slower (140 s instead of 11 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def learning_store(tmp_path_factory) -> Path:
-    """A topic store three times the session demo's size: 84 train and 31 devel segments.
-
-    The demo's 13 train segments (one or two per topic) are too few for a model that starts
-    from random weights; eGeMAPS is there only because a package needs a feature set.
-    """
-    from muse.package.synthetic import synthesize
-    from muse.store.prepare import prepare
-
-    package = synthesize(tmp_path_factory.mktemp("albert") / "muse2020", videos=24, minutes=2.0,
-                         seed=7, features=["egemaps"])
-    return prepare(package, tmp_path_factory.mktemp("albert_data"), tasks=["topic"])["topic"]
+# The tiny model's matrices gain nothing from a second thread (conftest.py says what it costs).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def transcripts(store: Path, partition: str) -> list[str]:
@@ -97,10 +67,10 @@ def trained_tokenizer(texts: list[str]) -> PreTrainedTokenizerFast:
 
 
 @pytest.fixture(scope="module")
-def tiny_albert(learning_store: Path, tmp_path_factory) -> str:
+def tiny_albert(learning_package, tmp_path_factory) -> str:
     """A directory with a tiny random ALBERT and a tokenizer of the train transcripts."""
     out = tmp_path_factory.mktemp("tiny_albert")
-    tokenizer = trained_tokenizer(transcripts(learning_store, "train"))
+    tokenizer = trained_tokenizer(transcripts(learning_package[0]["topic"], "train"))
     torch.manual_seed(0)
     model = AlbertModel(AlbertConfig(vocab_size=len(tokenizer),
                                      pad_token_id=tokenizer.pad_token_id, **TINY))
@@ -204,8 +174,10 @@ def majority_topic_score(dm: MuseDataModule) -> float:
     return classification_scores(devel, np.full(len(devel), majority))["score"]
 
 
-def test_tiny_albert_learns_topics_from_transcripts(learning_store: Path, tiny_albert: str):
-    dm = MuseDataModule(str(learning_store), "topic", [], targets=["topic"], batch_size=8)
+def test_tiny_albert_learns_topics_from_transcripts(learning_package, tiny_albert: str):
+    """The demo's one or two train segments per topic are too few to learn from."""
+    dm = MuseDataModule(str(learning_package[0]["topic"]), "topic", [], targets=["topic"],
+                        batch_size=8)
     weights = class_weights(dm, "topic", 10)
     # The paper's 3 epochs at 1e-5 fine-tune a model that already knows English; these
     # random weights need more steps at a larger rate (20 epochs at 3e-3) to learn anything.
@@ -235,7 +207,7 @@ def test_tiny_albert_learns_topics_from_transcripts(learning_store: Path, tiny_a
 
 
 def test_the_model_config_has_the_paper_settings() -> None:
-    cfg = config(Path("/unused"), "task=topic", "model=albert")
+    cfg = compose("task=topic", "model=albert", root=Path("/unused"))
     model = cfg.model
     assert model.pretrained == "albert-xxlarge-v2" and model.encoder.max_length == 300
     assert (model.optimizer.lr, model.optimizer.eps, model.optimizer.weight_decay) == (
@@ -248,7 +220,7 @@ def test_the_model_config_has_the_paper_settings() -> None:
 
 
 def test_albert_refuses_the_continuous_tasks(demo_stores, tmp_path: Path) -> None:
-    cfg = config(tmp_path, f"data.dir={demo_stores['wild'].parent}", "task=wild", "model=albert")
+    cfg = compose("task=wild", "model=albert", root=tmp_path, data=demo_stores["wild"].parent)
     with pytest.raises(MuseError, match="model=albert is made for task=topic only"):
         train(cfg)
 
@@ -257,10 +229,10 @@ def test_albert_refuses_the_continuous_tasks(demo_stores, tmp_path: Path) -> Non
 def albert_run(demo_stores, tiny_albert: str, tmp_path_factory):
     """train.py's function: one tiny ALBERT per topic target on the session demo, MLflow."""
     root = tmp_path_factory.mktemp("albert_run")
-    cfg = config(root, f"data.dir={demo_stores['topic'].parent}", "task=topic", "model=albert",
-                 f"model.pretrained={tiny_albert}", "model.optimizer.lr=3e-3",
-                 "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-                 "trainer.log_every_n_steps=1")
+    cfg = compose("task=topic", "model=albert",
+                  f"model.pretrained={tiny_albert}", "model.optimizer.lr=3e-3",
+                  "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                  "trainer.log_every_n_steps=1", root=root, data=demo_stores["topic"].parent)
     return cfg, train(cfg)
 
 
@@ -294,8 +266,8 @@ def test_saved_models_reload_and_reproduce_the_devel_score(albert_run, tmp_path:
     """Each checkpoint rebuilds ALBERT and its tokenizer from `pretrained`, then the fine-tuned
     weights; the predictions, and so the official scores, come out the same."""
     cfg, result = albert_run
-    eval_cfg = config(Path(cfg.paths.root_dir), f"run_id={result.run_id}",
-                      f"paths.output_dir={tmp_path}", name="evaluate")
+    eval_cfg = compose(f"run_id={result.run_id}", f"paths.output_dir={tmp_path}",
+                       name="evaluate", root=Path(cfg.paths.root_dir))
     evaluated = evaluate(eval_cfg)
     assert evaluated["scores"]["devel"] == result.devel
     assert evaluated["scores"]["test"] == result.test

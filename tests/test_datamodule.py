@@ -348,6 +348,7 @@ def test_streaming_loader_with_two_workers(wild):
     assert_same_batches(list(memory.val_dataloader()), list(streamed.val_dataloader()))
 
 
+@pytest.mark.slow
 def test_store_pickles_without_its_handle(wild):
     dm = MuseDataModule(wild.path, "wild", ["au"], memory_budget_mb=0, audio=True)
     dm.setup()

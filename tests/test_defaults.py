@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_module import FEATURES, fit, learning_package  # noqa: F401  (a module fixture)
-from test_training import config
+from composing import compose
+from test_module import FEATURES, fit
 
 from muse.data.datamodule import MuseDataModule
 from muse.runs.train import train
+
+pytestmark = pytest.mark.slow  # trains the baselines at their defaults
 
 QUIET = ["trainer.enable_progress_bar=false"]
 # Devel task scores of a model that learned nothing: CCC 0; topic, the majority class's mean
@@ -30,18 +32,19 @@ def task_score(task: str, devel: dict) -> float:
 ])
 def test_defaults_learn_the_demo(demo_stores: dict[str, Path], tmp_path: Path, task: str,
                                  model: str, extra: list[str]) -> None:
-    cfg = config(tmp_path, demo_stores[task].parent, f"task={task}", f"model={model}",
-                 *QUIET, *extra)
+    cfg = compose(f"task={task}", f"model={model}", *QUIET, *extra, root=tmp_path,
+                  data=demo_stores[task].parent)
     assert cfg.data.normalize
     result = train(cfg)
     assert task_score(task, result.devel) >= LEARNED[task], result.devel
 
 
 def test_topic_defaults_learn_a_package_with_enough_segments(
-        learning_package, tmp_path: Path) -> None:  # noqa: F811
+        learning_package, tmp_path: Path) -> None:
     """The session demo has 9 devel segments; the learning package about 25 of 10 topics."""
     stores, _ = learning_package
-    cfg = config(tmp_path, stores["topic"].parent, "task=topic", "model=lstm_att", *QUIET)
+    cfg = compose("task=topic", "model=lstm_att", *QUIET, root=tmp_path,
+                  data=stores["topic"].parent)
     result = train(cfg)
     assert task_score("topic", result.devel) >= LEARNED["topic"], result.devel
 
@@ -67,10 +70,10 @@ def test_unnormalised_lstm_fails_where_the_normalised_one_learns(demo_stores):
 ])
 def test_the_paper_settings_stay_one_word_away(tmp_path: Path, overrides: list[str]) -> None:
     """experiment=paper/... and the paper-table rows train at the paper's settings."""
-    defaults = config(tmp_path, tmp_path, "model=lstm_att")
+    defaults = compose("model=lstm_att", root=tmp_path, data=tmp_path)
     assert (defaults.model.optimizer.lr, defaults.data.hop, defaults.trainer.max_epochs) == (
         3e-3, 10, 60)
-    paper = config(tmp_path, tmp_path, *overrides)
+    paper = compose(*overrides, root=tmp_path, data=tmp_path)
     assert paper.model.name == "lstm_att" and paper.data.normalize
     assert (paper.model.optimizer.lr, paper.data.hop, paper.trainer.max_epochs,
             paper.callbacks.early_stopping.patience) == (1e-4, 50, 15, 10)

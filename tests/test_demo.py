@@ -16,6 +16,7 @@ from muse.store.demo import DEMO_MARKER, ensure_demo, is_demo_store
 from muse.store.sources import store_for
 
 
+@pytest.mark.slow
 def test_demo_is_generated_once_and_prepared_for_every_task(tmp_path: Path, capsys) -> None:
     assert muse_main(["demo", "--data", str(tmp_path)]) == 0
     stores = {task: tmp_path / f"{task}.h5" for task in ("wild", "topic", "trust")}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
 
 from muse.data.datamodule import MuseDataModule
@@ -19,7 +19,7 @@ from muse.runs.evaluate import evaluate
 from muse.runs.train import train
 from muse.scoring import score_files
 
-CONF = str(Path(__file__).parents[1] / "conf")
+QUIET = "trainer.enable_progress_bar=false"
 
 
 def batch(audio: torch.Tensor, features: torch.Tensor, lengths: list[int]) -> dict:
@@ -95,32 +95,26 @@ def test_learns_arousal_from_raw_audio_alone(demo_stores: dict[str, Path]) -> No
     assert float(trainer.callback_metrics["devel/arousal/ccc"]) > 0.3  # chance: about 0
 
 
-def config(root: Path, data_dir: Path, *overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=[
-            f"paths.root_dir={root}", f"paths.output_dir={root}/out", f"data.dir={data_dir}",
-            "trainer.enable_progress_bar=false", *overrides])
-
-
 def test_the_paper_defaults_compose() -> None:
-    cfg = config(Path("/tmp"), Path("/tmp"), "task=trust", "model=e2e_multitask", "+paper=e2e")
+    cfg = compose("task=trust", "model=e2e_multitask", "+paper=e2e", root=Path("/tmp"))
     assert list(cfg.features.names) == ["vggface", "fasttext"]
     assert list(cfg.model.targets) == ["trustworthiness", "arousal", "valence"]
     assert cfg.data.audio and cfg.data.batch_size == 10
     assert cfg.model.optimizer.lr == 8e-5 and cfg.trainer.max_epochs == 50
     assert cfg.data.hop == 50 and cfg.callbacks.early_stopping.patience == 50
     # muse's own defaults: the same model, other training settings
-    cfg = config(Path("/tmp"), Path("/tmp"), "task=trust", "model=e2e_multitask")
+    cfg = compose("task=trust", "model=e2e_multitask", root=Path("/tmp"))
     assert cfg.model.optimizer.lr == 5e-4 and cfg.data.hop == 25 and cfg.data.normalize
-    cfg = config(Path("/tmp"), Path("/tmp"), "model=e2e", "features=none")
+    cfg = compose("model=e2e", "features=none", root=Path("/tmp"))
     assert list(cfg.features.names) == []
 
 
 def test_multitask_logs_every_target_and_is_scored_on_trust(
         demo_package: Path, demo_stores: dict[str, Path], tmp_path: Path) -> None:
-    cfg = config(tmp_path, demo_stores["trust"].parent, "task=trust", "model=e2e_multitask",
-                 "model.encoder.hidden_size=16", "trainer.max_epochs=2",
-                 "+trainer.limit_train_batches=2")
+    cfg = compose("task=trust", "model=e2e_multitask",
+                  "model.encoder.hidden_size=16", "trainer.max_epochs=2",
+                  "+trainer.limit_train_batches=2", QUIET, root=tmp_path,
+                  data=demo_stores["trust"].parent)
     result = train(cfg)
     run = MlflowClient(cfg.logger.tracking_uri).get_run(result.run_id)
     metrics = run.data.metrics
@@ -134,22 +128,17 @@ def test_multitask_logs_every_target_and_is_scored_on_trust(
     gold = aggregated_file(demo_package, "trust", "devel")
     assert score_files("trust", gold, devel)["score"] == pytest.approx(
         result.devel["score"])
-    evaluated = evaluate(_evaluate_config(tmp_path, result.run_id))
+    evaluated = evaluate(compose(f"run_id={result.run_id}",
+                                 f"paths.output_dir={tmp_path}/evaluated", name="evaluate",
+                                 root=tmp_path))
     assert evaluated["scores"]["devel"]["score"] == pytest.approx(result.devel["score"],
                                                                   abs=1e-6)
     module = MuseModule.load_from_checkpoint(result.best_checkpoint)
     assert module.targets == ["trustworthiness", "arousal", "valence"]
 
 
-def _evaluate_config(root: Path, run_id: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("evaluate", overrides=[f"paths.root_dir={root}",
-                                              f"paths.output_dir={root}/evaluated",
-                                              f"run_id={run_id}"])
-
-
 def test_multitask_needs_the_trust_labels(demo_stores: dict[str, Path], tmp_path: Path) -> None:
-    cfg = config(tmp_path, demo_stores["wild"].parent, "task=wild", "model=e2e_multitask",
-                 "debug=fast")
+    cfg = compose("task=wild", "model=e2e_multitask", "debug=fast", QUIET, root=tmp_path,
+                  data=demo_stores["wild"].parent)
     with pytest.raises(MuseError, match="trustworthiness"):
         train(cfg)

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow  # each test starts train.py or evaluate.py in a new interpreter
 
 ROOT = Path(__file__).parents[1]
 

@@ -63,6 +63,7 @@ def _steps(package: Path, task: str = "wild", feature: str = "egemaps") -> pd.Da
     return pd.read_csv(feature_dir(package, task, alignment) / feature / "1.csv")
 
 
+@pytest.mark.slow
 def test_prepare_reads_the_extracted_package(package: Path, stores: dict[str, Path]) -> None:
     steps = _steps(package)
     partition = pd.read_csv(package / "metadata" / "partition.csv")
@@ -86,6 +87,7 @@ def test_prepare_reads_the_extracted_package(package: Path, stores: dict[str, Pa
     assert len(wav) == (steps["timestamp"].max() + STEP_MS - steps["timestamp"].min()) * 16
 
 
+@pytest.mark.slow
 def test_egemaps_equals_opensmile_on_the_same_audio_and_window(tmp_path: Path) -> None:
     package = extract_package([SPEECH], tmp_path / "package", features=["egemaps"], workers=2)
     steps = _steps(package)
@@ -106,6 +108,7 @@ def test_egemaps_equals_opensmile_on_the_same_audio_and_window(tmp_path: Path) -
     assert np.abs(np.diff(steps[[str(i) for i in range(88)]].to_numpy(), axis=0)).sum() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["flac", "mp4"])
 def test_vad_finds_the_speech_and_not_the_silence(source: str, tmp_path: Path) -> None:
     path = SPEECH if source == "flac" else mux(tmp_path / f"clip.{source}", source)
@@ -132,6 +135,7 @@ def test_every_container_decodes_to_the_same_speech(suffix: str, container: str,
     assert abs(segments[0].end_ms - SPEECH_MS[1]) <= STEP_MS
 
 
+@pytest.mark.slow
 def test_fasttext_rows_are_the_words_vectors(package: Path, media: dict[str, Path]) -> None:
     model = FastTextModel(media["fasttext"])
     vectors = model.vectors([w for _, _, w in WORDS])
@@ -163,6 +167,7 @@ def test_a_set_that_needs_weights_is_a_named_error(tmp_path: Path, capsys) -> No
     assert not (tmp_path / "package").exists() and not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_every_feature_set_is_extracted_or_refused_with_its_reason(
         tmp_path: Path, media: dict[str, Path]) -> None:
     assert set(EXTRACTABLE) | set(NEEDS_WEIGHTS) == set(FEATURE_SETS)
@@ -182,6 +187,7 @@ def test_every_feature_set_is_extracted_or_refused_with_its_reason(
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_bad_media_is_a_named_error_and_leaves_nothing(tmp_path: Path) -> None:
     fake = tmp_path / "broken.mp4"
     fake.write_bytes(b"\x00\x01 not a video" * 100)
@@ -206,6 +212,7 @@ def test_bad_media_is_a_named_error_and_leaves_nothing(tmp_path: Path) -> None:
         decode_audio(silent)
 
 
+@pytest.mark.slow
 def test_labels_make_a_labelled_package(tmp_path: Path) -> None:
     table = tmp_path / "labels.csv"
     times = np.arange(0, 5000, 100)

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 from optuna.trial import TrialState
@@ -38,6 +38,7 @@ def first_values(space: SearchSpace) -> dict:
             for p in space.params}
 
 
+@pytest.mark.slow  # composes a trial of every search: seconds of CPU
 @pytest.mark.parametrize("name", available(CONF))
 def test_every_search_composes_into_trials_of_its_task(name: str, tmp_path: Path) -> None:
     search = Search.from_command_line(CONF, [f"hparams_search={name}",
@@ -92,8 +93,7 @@ def test_a_search_needs_a_search_file_and_scores(tmp_path: Path) -> None:
 
 
 def test_train_py_refuses_a_search_config() -> None:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["hparams_search=svm_topic"], return_hydra_config=True)
+    cfg = compose("hparams_search=svm_topic", hydra=True)
     assert cfg.hydra.callbacks.search_only._target_ == "muse.search.guard.SearchOnly"
     for hook in (SearchOnly().on_run_start, SearchOnly().on_multirun_start):
         with pytest.raises(SystemExit, match="python search.py hparams_search=svm_topic"):
@@ -210,8 +210,7 @@ def test_the_best_trial_is_recorded_with_the_command_that_trains_it(study: dict)
     program, *overrides = best["command"].split()
     assert program == "python" and overrides[0] == "train.py"
     assert not any(text.startswith("hparams_search") for text in overrides)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        composed = compose("train", overrides=overrides[1:], return_hydra_config=True)
+    composed = compose(*overrides[1:], hydra=True)
     with as_hydra_job(composed) as cfg:
         assert cfg.task.experiment_name == "MuSe-Wild"
         with open_dict(cfg):  # what the search adds to every trial

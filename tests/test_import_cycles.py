@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "muse"
 
@@ -107,6 +109,7 @@ def test_imports_flow_down_the_layers():
     assert upward == []
 
 
+@pytest.mark.slow  # imports muse afresh in a new interpreter
 def test_the_package_and_store_sides_do_not_import_torch():
     code = ("import importlib, pkgutil, sys, muse.package, muse.store\n"
             "for pkg in (muse.package, muse.store):\n"

@@ -10,10 +10,12 @@ from mlflow.tracking import MlflowClient
 
 from muse.runs.lifecycle import OpenRun, ended
 
+pytestmark = pytest.mark.slow  # every test needs an MLflow database: seconds to create the first
+
 
 @pytest.fixture
-def client(tmp_path: Path) -> MlflowClient:
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+def client(tracking_db: Path, tmp_path: Path) -> MlflowClient:
+    client = MlflowClient(f"sqlite:///{tracking_db}")
     client.create_experiment("lifecycle", artifact_location=str(tmp_path / "artifacts"))
     return client
 

@@ -86,6 +86,7 @@ def drop_step(package: Path, video: int, row: int) -> None:
         pd.read_csv(path).drop(index=row).to_csv(path, index=False)
 
 
+@pytest.mark.slow
 def test_prepare_stores_the_step_means_of_made_up_frames(lld_package: Path,
                                                          tmp_path: Path) -> None:
     package = tmp_path / "package"
@@ -125,12 +126,14 @@ def test_prepare_stores_the_step_means_of_made_up_frames(lld_package: Path,
     assert empty_steps == {"label_aligned/lld": len(t) - 4 + len(absent)}
 
 
+@pytest.mark.slow
 def test_a_new_prepare_format_prepares_again(lld_package: Path, monkeypatch) -> None:
     before = plan(lld_package, "wild", None).fingerprint(0)
     monkeypatch.setattr(plan_module, "PREPARE_FORMAT", plan_module.PREPARE_FORMAT + 1)
     assert plan(lld_package, "wild", None).fingerprint(0) != before
 
 
+@pytest.mark.slow
 def test_topic_prepares_lld_alone(lld_package: Path, tmp_path: Path) -> None:
     """MuSe-Topic has LLD unaligned only: a store of it alone has no aligned tables, and its
     segments still get their times from the package's egemaps_aligned files."""

@@ -4,7 +4,6 @@ metrics, predictions, checkpoints, determinism, and that the baseline learns the
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -19,7 +18,6 @@ from muse.losses import ccc_loss
 from muse.metrics import classification_scores
 from muse.models import LSTMSelfAttention
 from muse.module import MuseModule
-from muse.package.layout import CEILINGS_FILE
 
 FEATURES = ["egemaps", "fasttext"]
 ENCODER = {"_target_": "muse.models.lstm_attention.LSTMSelfAttention"}
@@ -305,21 +303,10 @@ def test_same_seed_same_devel_score(demo_stores):
 # The session's demo package (8 videos of a minute: 4 train videos, 677 labelled train steps)
 # is too small to learn from: the LSTM memorises the train videos through their constant
 # recording conditions, and its 4 train videos all have negative mean valence while both devel
-# videos are positive. These tests use a package twice as long with twice the videos.
+# videos are positive. These tests use a package twice as long with three times the videos
+# (conftest.py: `learning_package`).
 # Devel sequences are cut into 50-step chunks like the training windows: evaluated on whole
 # videos the same model loses much of its valence CCC.
-
-
-@pytest.fixture(scope="module")
-def learning_package(tmp_path_factory):
-    from muse.package.synthetic import synthesize
-    from muse.store.prepare import prepare
-
-    package = synthesize(tmp_path_factory.mktemp("learning") / "muse2020", videos=24, minutes=2.0,
-                         seed=7, features=FEATURES)
-    stores = prepare(package, tmp_path_factory.mktemp("learning_data"),
-                     tasks=["wild", "topic", "trust"])
-    return stores, json.loads((package / CEILINGS_FILE).read_text())
 
 
 def fit(dm: MuseDataModule, epochs: int, lr: float) -> dict[str, float]:

@@ -13,9 +13,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from cli_scoring import score_with_cli
+from composing import compose
 from mlflow.tracking import MlflowClient
 from test_module import make_trainer
-from test_training import config
 
 from muse.data.datamodule import MuseDataModule
 from muse.data.unaligned import group_by_segment
@@ -27,16 +27,8 @@ from muse.module import MuseModule
 from muse.runs.tracking import PARENT_TAG, TARGET_TAG
 from muse.runs.train import train
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The model runs thousands of small operations a step (30 channels): a second intra-op
-    thread gains little on them, and on cores shared with other jobs every operation waits for
-    both threads to be scheduled (a 30 s test took 9 minutes with two threads there)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Thousands of small operations a step (30 channels): a second intra-op thread gains little.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 DIMS = {"text": 7, "audio": 5, "vision": 3}
@@ -308,20 +300,6 @@ def topic_majority_score(dm: MuseDataModule) -> float:
     return classification_scores(devel, np.full(len(devel), majority))["score"]
 
 
-@pytest.fixture(scope="module")
-def learning_topic_store(tmp_path_factory) -> Path:
-    """24 videos of two minutes (84 train and 31 devel segments): enough to learn ten topics
-    from; no raw audio, which the model does not read."""
-    from muse.package.synthetic import synthesize
-    from muse.store.prepare import prepare
-
-    package = synthesize(tmp_path_factory.mktemp("mmt_learning") / "muse2020", videos=24,
-                         minutes=2.0, seed=7, features=FT_GE_AU)
-    stores = prepare(package, tmp_path_factory.mktemp("mmt_learning_data"), tasks=["topic"],
-                     audio_rate=0)
-    return stores["topic"]
-
-
 class DevelScores(pl.Callback):
     """The devel score of every epoch (validation has run when a training epoch ends)."""
 
@@ -332,12 +310,12 @@ class DevelScores(pl.Callback):
         self.scores.append(float(trainer.callback_metrics["devel/score"]))
 
 
-def test_mmt_learns_topics_well_above_the_majority_class(learning_topic_store):
+def test_mmt_learns_topics_well_above_the_majority_class(learning_package):
     """The paper's model (30 channels, 5 layers, 5 heads, MulT's dropouts, Adam 1e-3, clip 0.8)
     on the three feature sets aggregated per word, judged like the harness judges a run: by
     its best devel epoch. Smaller batches than the paper's 16 give the few train segments more
     steps (the demo-sized packages have far fewer segments than MuSe-CaR's ~3000)."""
-    dm = MuseDataModule(str(learning_topic_store), "topic", FT_GE_AU, targets=["topic"],
+    dm = MuseDataModule(str(learning_package[0]["topic"]), "topic", FT_GE_AU, targets=["topic"],
                         alignment="fasttext_aligned", segment_length=220, normalize=True,
                         batch_size=4)
     pl.seed_everything(0)
@@ -362,8 +340,8 @@ QUICK = ["task=topic", "model=mmt", "trainer.enable_progress_bar=false",
 def topic_run(demo_stores, tmp_path_factory):
     """train.py's function: the topic model alone, on unaligned inputs, for two epochs."""
     root = tmp_path_factory.mktemp("mmt_run")
-    cfg = config(root, demo_stores["topic"].parent, *QUICK, "model.targets=[topic]",
-                 "data.alignment=unaligned", "trainer.max_epochs=2")
+    cfg = compose(*QUICK, "model.targets=[topic]", "data.alignment=unaligned",
+                  "trainer.max_epochs=2", root=root, data=demo_stores["topic"].parent)
     return cfg, train(cfg)
 
 
@@ -388,8 +366,8 @@ def test_a_run_reloads_from_its_checkpoint_with_its_devel_score(topic_run):
 def test_a_per_target_run_writes_a_submission_the_scorer_accepts(demo_stores, demo_package,
                                                                   tmp_path, capsys):
     # One small layer: this is about the harness, not the model.
-    cfg = config(tmp_path, demo_stores["topic"].parent, *QUICK, "trainer.max_epochs=1",
-                 "model.encoder.layers=1")
+    cfg = compose(*QUICK, "trainer.max_epochs=1", "model.encoder.layers=1", root=tmp_path,
+                  data=demo_stores["topic"].parent)
     result = train(cfg)
     client = MlflowClient(cfg.logger.tracking_uri)
     children = client.search_runs([client.get_run(result.run_id).info.experiment_id],
@@ -404,6 +382,6 @@ def test_a_per_target_run_writes_a_submission_the_scorer_accepts(demo_stores, de
 
 
 def test_mmt_is_topic_only(demo_stores, tmp_path):
-    cfg = config(tmp_path, demo_stores["wild"].parent, "task=wild", "model=mmt")
+    cfg = compose("task=wild", "model=mmt", root=tmp_path, data=demo_stores["wild"].parent)
     with pytest.raises(MuseError, match="task=topic only"):
         train(cfg)

@@ -19,6 +19,8 @@ from muse.module import MuseModule
 from muse.runs.evaluate import evaluate_checkpoint
 from muse.store.reader import Store
 
+pytestmark = pytest.mark.slow  # trains with and without normalisation
+
 FUSED = "+".join(FEATURES)
 SHIFT_SCALE, SHIFT = 3.0, 100.0  # the other store's features: 3 x + 100, every partition
 

@@ -220,6 +220,7 @@ def test_disk_filling_up_while_writing_is_a_named_error(package: Path, tmp_path:
     assert leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_file_size_limit_in_a_real_process_is_one_line_not_a_crash(package: Path,
                                                                    tmp_path: Path) -> None:
     # RLIMIT_FSIZE makes the kernel fail writes past 300 kB (EFBIG), as a full disk does.
@@ -273,6 +274,7 @@ def start_slow_prepare(package: Path, out: Path) -> subprocess.Popen:
     return process
 
 
+@pytest.mark.slow
 def test_terminated_prepare_removes_its_temp_file(package: Path, tmp_path: Path) -> None:
     process = start_slow_prepare(package, tmp_path / "out")
     process.send_signal(signal.SIGTERM)
@@ -280,6 +282,7 @@ def test_terminated_prepare_removes_its_temp_file(package: Path, tmp_path: Path)
     assert leftovers(tmp_path / "out") == []
 
 
+@pytest.mark.slow
 def test_temp_file_of_a_killed_prepare_is_removed_by_the_next(package: Path,
                                                                tmp_path: Path) -> None:
     out = tmp_path / "out"

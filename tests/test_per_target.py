@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
 
 from muse.package.layout import aggregated_file
@@ -16,14 +16,9 @@ from muse.runs.tracking import BEST_CHECKPOINT_TAG, PARENT_TAG, TARGET_TAG, mark
 from muse.runs.train import train
 from muse.scoring import score_files
 
-CONF = str(Path(__file__).parents[1] / "conf")
+pytestmark = pytest.mark.slow  # trains three models and resumes one
+
 TARGETS = ["topic", "arousal", "valence"]
-
-
-def config(root: Path, name: str, *overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(name, overrides=[f"paths.root_dir={root}",
-                                        f"paths.output_dir={root}/{name}", *overrides])
 
 
 def children(client: MlflowClient, run) -> dict[str, object]:
@@ -37,7 +32,7 @@ def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
     overrides = [f"data.dir={demo_stores['topic'].parent}", "task=topic", "+model.per_target=true",
                  "data.batch_size=8", "model.optimizer.lr=3e-3", "trainer.max_epochs=2",
                  "trainer.enable_progress_bar=false"]
-    cfg = config(tmp_path, "train", *overrides)
+    cfg = compose(*overrides, root=tmp_path)
     result = train(cfg)
     client = MlflowClient(cfg.logger.tracking_uri)
     run = client.get_run(result.run_id)
@@ -59,7 +54,9 @@ def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
     scores = score_files("topic", aggregated_file(demo_package, "topic", "devel"), devel)
     assert scores["topic_score"] == pytest.approx(result.devel["topic_score"])
     assert "best/devel/emotion_score" in run.data.metrics
-    evaluated = evaluate(config(tmp_path, "evaluate", f"run_id={run.info.run_id}"))
+    evaluated = evaluate(compose(f"run_id={run.info.run_id}",
+                                 f"paths.output_dir={tmp_path}/evaluate", name="evaluate",
+                                 root=tmp_path))
     assert evaluated["scores"]["devel"] == result.devel
 
     # Interrupted during the valence model (its run KILLED, a last.ckpt left; a finished fit
@@ -72,9 +69,9 @@ def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
     done = int(valence_best.stem.split("-")[1]) + 1  # epochs in that checkpoint
     history = {t: len(client.get_metric_history(kids[t].info.run_id, f"devel/{t}/score"))
                for t in TARGETS}
-    resumed = train(config(tmp_path, "train", *overrides[:-2], "trainer.max_epochs=3",
-                           "trainer.enable_progress_bar=false",
-                           f"ckpt_path={run.info.run_id}"))
+    resumed = train(compose(*overrides[:-2], "trainer.max_epochs=3",
+                            "trainer.enable_progress_bar=false",
+                            f"ckpt_path={run.info.run_id}", root=tmp_path))
     assert resumed.run_id == run.info.run_id
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     after = {t: len(client.get_metric_history(kids[t].info.run_id, f"devel/{t}/score"))

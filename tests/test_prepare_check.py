@@ -11,6 +11,8 @@ from handmade_package import write_package
 from muse.cli import main as muse_main
 from muse.package.layout import label_dir
 
+pytestmark = pytest.mark.slow  # every test checks a package through `muse prepare --check`
+
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(Path(folder) / name): (os.stat(Path(folder) / name).st_size,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
@@ -19,7 +20,8 @@ from muse.report.figures import score_figure
 from muse.report.record import EXPERIMENT, NOTE_TAG
 from muse.runs.train import train
 
-CONF = str(Path(__file__).parents[1] / "conf")
+pytestmark = pytest.mark.slow  # every test reads an MLflow store of 40 runs (seconds to write)
+
 SD_OF_TWO = math.sqrt(2) * 0.05  # sample sd of two values 0.1 apart
 TASK_PARAMS = {
     "wild": ('["arousal", "valence"]', '["arousal", "valence"]'),
@@ -38,8 +40,8 @@ EXPERIMENTS = {"wild": "MuSe-Wild", "trust": "MuSe-Trust", "topic": "MuSe-Topic"
 class Store:
     """A temporary MLflow store with runs shaped like the ones train() records."""
 
-    def __init__(self, root: Path) -> None:
-        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+    def __init__(self, root: Path, empty_db: Path) -> None:
+        self.uri = f"sqlite:///{shutil.copy(empty_db, root / 'mlflow.db')}"
         self.client = MlflowClient(self.uri)
         self.root, self.clock = root, 1_700_000_000_000
 
@@ -91,9 +93,9 @@ def topic_scores(emotion: float, topic: float) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+def store(empty_tracking_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Store:
     """2 systems x 2 feature sets x 2 seeds per task, plus runs that must not count."""
-    store = Store(tmp_path_factory.mktemp("mlflow"))
+    store = Store(tmp_path_factory.mktemp("mlflow"), empty_tracking_db)
     # MuSe-Wild; each pair of seeds is 0.1 apart on every metric it varies.
     store.run("wild", "lstm_att", "ge_ft", 1, wild_scores(0.0, 0.0))  # older duplicate of seed 1
     wild = {("lstm_att", "ge_ft"): [(0.30, 0.10), (0.40, 0.20)],
@@ -339,11 +341,9 @@ def trained(demo_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
     root = tmp_path_factory.mktemp("trained")
     results = []
     for task, seed in (("wild", 1), ("wild", 2), ("topic", 1)):
-        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-            cfg = compose("train", overrides=[
-                f"paths.root_dir={root}", f"paths.output_dir={root}/out-{task}-{seed}",
-                f"data.dir={demo_stores[task].parent}", f"task={task}", f"seed={seed}",
-                "debug=short", "trainer.max_epochs=1", "trainer.limit_train_batches=1"])
+        cfg = compose(f"paths.output_dir={root}/out-{task}-{seed}", f"task={task}", f"seed={seed}",
+                      "debug=short", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+                      root=root, data=demo_stores[task].parent)
         results.append((task, train(cfg)))
     return cfg.logger.tracking_uri, results
 

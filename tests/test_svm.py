@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 import skops.io
 from cli_scoring import score_with_cli
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 from sklearn.metrics import recall_score
 from sklearn.svm import LinearSVC
 
@@ -30,17 +29,10 @@ from muse.runs.sklearn import MODEL_FILE
 from muse.runs.train import train
 from muse.store.reader import MemoryRows, Store
 
-CONF = str(Path(__file__).parents[1] / "conf")
+pytestmark = pytest.mark.slow  # trains the SVM on its own 24-video package
+
 TARGETS = ("topic", "arousal", "valence")
 CHANCE_UAR = 100 / 3  # three arousal classes
-
-
-def config(root: Path, *overrides: str, name: str = "train") -> DictConfig:
-    # The tracking URI is named outright: an earlier run in this process may have exported one.
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(name, overrides=[
-            f"paths.root_dir={root}", f"paths.output_dir={root}/out",
-            f"logger.tracking_uri=sqlite:///{root}/logs/mlflow.db", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +52,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def svm_run(package, tmp_path_factory: pytest.TempPathFactory):
     """`python train.py task=topic model=svm` on the package, recorded in its own MLflow."""
     root = tmp_path_factory.mktemp("svm_run")
-    cfg = config(root, "task=topic", "model=svm", f"data.dir={package[1].parent}",
-                 "trainer.enable_progress_bar=false")
+    cfg = compose("task=topic", "model=svm", "trainer.enable_progress_bar=false", root=root,
+                  data=package[1].parent)
     with pytest.MonkeyPatch.context() as patch:  # MLflow exports its URI: keep it to this run
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         result = train(cfg)
@@ -231,16 +223,16 @@ def test_the_submission_passes_the_scorer(svm_run, package, capsys) -> None:
 def test_evaluate_reloads_the_saved_model_and_reproduces_its_scores(svm_run, tmp_path) -> None:
     cfg, result = svm_run
     root = Path(cfg.paths.root_dir)
-    by_run = evaluate(config(root, f"run_id={result.run_id}",
-                             f"paths.output_dir={tmp_path}/run", name="evaluate"))
+    by_run = evaluate(compose(f"run_id={result.run_id}", f"paths.output_dir={tmp_path}/run",
+                              name="evaluate", root=root))
     assert by_run["scores"]["devel"] == result.devel
     assert by_run["scores"]["test"] == result.test
     assert (pd.read_csv(tmp_path / "run" / "test.csv")
             .equals(pd.read_csv(Path(result.predictions) / "test.csv")))
     metrics = MlflowClient(cfg.logger.tracking_uri).get_run(result.run_id).data.metrics
     assert metrics["evaluate/devel/emotion_score"] == result.devel["emotion_score"]
-    by_file = evaluate(config(root, f"ckpt={result.best_checkpoint}",
-                              f"paths.output_dir={tmp_path}/file", name="evaluate"))
+    by_file = evaluate(compose(f"ckpt={result.best_checkpoint}",
+                               f"paths.output_dir={tmp_path}/file", name="evaluate", root=root))
     assert by_file["run_id"] == result.run_id
     assert by_file["scores"]["devel"] == result.devel
 
@@ -250,7 +242,8 @@ def test_evaluate_refuses_a_file_that_is_no_saved_svm(svm_run, tmp_path) -> None
     joblib.dump({"not": "an svm"}, path)
     root = Path(svm_run[0].paths.root_dir)  # its MLflow database exists: no new one to create
     with pytest.raises(MuseError, match="not a saved muse SVM"):
-        evaluate(config(root, f"ckpt={path}", f"paths.output_dir={tmp_path}", name="evaluate"))
+        evaluate(compose(f"ckpt={path}", f"paths.output_dir={tmp_path}", name="evaluate",
+                         root=root))
 
 
 class _OpensAFile:
@@ -270,8 +263,8 @@ def test_evaluate_never_runs_code_from_a_pickled_model(svm_run, tmp_path) -> Non
     root = Path(svm_run[0].paths.root_dir)
     with pytest.raises(MuseError, match=r"model\.joblib: not a saved muse SVM.*never loads.*"
                                         r"train the SVM again"):
-        evaluate(config(root, f"ckpt={path}", f"paths.output_dir={tmp_path}/out",
-                        name="evaluate"))
+        evaluate(compose(f"ckpt={path}", f"paths.output_dir={tmp_path}/out", name="evaluate",
+                         root=root))
     assert not created.exists()
 
 
@@ -288,5 +281,5 @@ def test_a_skops_file_with_other_types_is_refused_unloaded(svm_run, tmp_path) ->
 
 def test_the_svm_is_for_muse_topic_only(tmp_path) -> None:
     with pytest.raises(MuseError, match="task=topic only, not task=wild"):
-        train(config(tmp_path, "task=wild", "model=svm", f"data.dir={tmp_path}"))
+        train(compose("task=wild", "model=svm", root=tmp_path, data=tmp_path))
     assert not (tmp_path / "logs").exists()  # refused before any data or run is made

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
@@ -48,17 +48,13 @@ WILD_JOBS = {f"row=lstm_att-{features},seed={seed},trainer.max_epochs=1"
 WILD_RUN = "lstm_att-{}-s{} max_epochs=1"
 
 
-def compose_train(*overrides: str, hydra: bool = False):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
-
-
+@pytest.mark.slow  # composes every job of every table: seconds of CPU
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_every_table_sweeps_its_rows_over_three_seeds(table: str, monkeypatch,
                                                      tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # the sweeps are found in the package, not the working directory
     task, rows = TABLES[table]
-    cfg = compose_train(f"sweep={table}", hydra=True)
+    cfg = compose(f"sweep={table}", hydra=True)
     params = cfg.hydra.sweeper.params
     assert {row.strip() for row in params.row.split(",")} == rows
     assert params.seed == "1,2,3"
@@ -66,7 +62,7 @@ def test_every_table_sweeps_its_rows_over_three_seeds(table: str, monkeypatch,
     assert "joblib" in cfg.hydra.launcher._target_ and cfg.hydra.launcher.n_jobs == 4
     assert f"/sweeps/{table}/" in OmegaConf.to_container(cfg.hydra.sweep)["dir"]
     for row in rows:
-        job = compose_train(f"sweep={table}", f"row={row}")
+        job = compose(f"sweep={table}", f"row={row}")
         model, _, features = row.partition("-")
         assert job.model.name == model
         if features:

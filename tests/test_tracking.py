@@ -5,7 +5,11 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import pytest
+
 from muse.runs import tracking
+
+pytestmark = pytest.mark.slow  # two processes create an MLflow database at once
 
 
 def _create_experiment(uri: str, artifacts: str, start: multiprocessing.Barrier,

@@ -183,3 +183,10 @@ def test_system_metrics_are_sampled_only_when_enabled(tmp_path: Path, enabled: b
         time.sleep(1.5)
     logged = {key for key in client.get_run(run_id).data.metrics if key.startswith("system/")}
     assert bool(logged) is enabled
+
+
+def test_a_link_to_a_store_that_does_not_exist_creates_no_database(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.db"
+    link = tracking.ui_command(f"sqlite:///{missing}", "MuSe-Wild")
+    assert "#/experiments?workflowType=machine_learning" in link
+    assert not missing.exists()

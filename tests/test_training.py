@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from cli_scoring import score_with_cli
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
 from muse.errors import MuseError
 from muse.module import MuseModule
@@ -22,8 +21,9 @@ from muse.runs.builders import run_lock
 from muse.runs.evaluate import evaluate
 from muse.runs.train import train
 
+pytestmark = pytest.mark.slow  # every test trains on the demo stores or reads a run that did
+
 ROOT = Path(__file__).parents[1]
-CONF = str(ROOT / "conf")
 # A process that trains a run, as far as its lock goes: holds it until its stdin closes.
 HOLD_RUN_LOCK = """import sys
 from pathlib import Path
@@ -37,23 +37,16 @@ QUICK = ["data.batch_size=8", "model.optimizer.lr=3e-3",
          "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
 
 
-def config(root: Path, data_dir: Path, *overrides: str, name: str = "train") -> DictConfig:
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(name, overrides=[
-            f"paths.root_dir={root}", f"paths.output_dir={root}/out",
-            *([f"data.dir={data_dir}"] if name == "train" else []), *overrides])
-
-
 @pytest.fixture(scope="session")
 def wild_run(demo_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("wild_run")
-    cfg = config(root, demo_stores["wild"].parent, *QUICK, "trainer.max_epochs=4")
+    cfg = compose(*QUICK, "trainer.max_epochs=4", root=root, data=demo_stores["wild"].parent)
     return cfg, train(cfg)
 
 
 @pytest.mark.parametrize("task", ["wild", "trust", "topic"])
 def test_fast_dev_run_every_task(demo_stores: dict[str, Path], tmp_path: Path, task: str) -> None:
-    cfg = config(tmp_path, demo_stores[task].parent, f"task={task}", "debug=fast")
+    cfg = compose(f"task={task}", "debug=fast", root=tmp_path, data=demo_stores[task].parent)
     result = train(cfg)
     assert result.fast_dev_run
     assert not (tmp_path / "logs").exists()  # a smoke run records nothing
@@ -95,7 +88,7 @@ def test_a_run_says_when_it_trained_on_the_synthetic_demo(
     data = tmp_path / "data"
     shutil.copytree(demo_package, data / "synthetic_package")  # as `muse demo` generates it
     capsys.readouterr()
-    demo = train(config(tmp_path, data, *QUICK, "trainer.max_epochs=1"))
+    demo = train(compose(*QUICK, "trainer.max_epochs=1", root=tmp_path, data=data))
     assert "synthetic demo" in capsys.readouterr().out
     demo_tags = MlflowClient(f"sqlite:///{tmp_path}/logs/mlflow.db").get_run(
         demo.run_id).data.tags
@@ -122,8 +115,8 @@ def test_submission_csv_passes_the_scorer(wild_run, demo_package: Path, capsys) 
 
 def test_evaluate_reproduces_the_logged_devel_score(wild_run, tmp_path: Path) -> None:
     cfg, result = wild_run
-    eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"run_id={result.run_id}",
-                      f"paths.output_dir={tmp_path}", name="evaluate")
+    eval_cfg = compose(f"run_id={result.run_id}", f"paths.output_dir={tmp_path}",
+                       name="evaluate", root=Path(cfg.paths.root_dir))
     evaluated = evaluate(eval_cfg)
     assert evaluated["scores"]["devel"] == result.devel
     assert (tmp_path / "test.csv").exists()
@@ -136,7 +129,7 @@ def test_evaluate_reproduces_the_logged_devel_score(wild_run, tmp_path: Path) ->
 def test_interrupted_run_resumes_from_last_into_the_same_run(
         demo_stores: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
     overrides = [*QUICK, "trainer.max_epochs=3"]  # interrupted after 2, resumed for the 3rd
-    cfg = config(tmp_path, demo_stores["wild"].parent, *overrides)
+    cfg = compose(*overrides, root=tmp_path, data=demo_stores["wild"].parent)
 
     def interrupt_after_second_epoch(self) -> None:
         if self.current_epoch == 1:
@@ -162,13 +155,15 @@ def test_interrupted_run_resumes_from_last_into_the_same_run(
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(MuseError, match=rf"run {killed.info.run_id} is still training in "
                                             rf"another process \(pid {holder.pid} on "):
-            train(config(tmp_path, demo_stores["wild"].parent, *overrides, "ckpt_path=last"))
+            train(compose(*overrides, "ckpt_path=last", root=tmp_path,
+                          data=demo_stores["wild"].parent))
     finally:
         holder.kill()  # kill -9: its lock goes with it, the run stays RUNNING in MLflow
         holder.wait()
     assert client.get_run(killed.info.run_id).info.status == "RUNNING"
 
-    result = train(config(tmp_path, demo_stores["wild"].parent, *overrides, "ckpt_path=last"))
+    result = train(compose(*overrides, "ckpt_path=last", root=tmp_path,
+                           data=demo_stores["wild"].parent))
     assert result.run_id == killed.info.run_id
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
@@ -179,7 +174,7 @@ def test_interrupted_run_resumes_from_last_into_the_same_run(
 
 def test_a_crash_is_marked_failed_with_its_traceback(
         demo_stores: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
-    cfg = config(tmp_path, demo_stores["wild"].parent, *QUICK, "trainer.max_epochs=2")
+    cfg = compose(*QUICK, "trainer.max_epochs=2", root=tmp_path, data=demo_stores["wild"].parent)
 
     def crash(self) -> None:
         raise RuntimeError("boom in epoch end")
@@ -196,7 +191,8 @@ def test_a_crash_is_marked_failed_with_its_traceback(
 
 def test_a_configuration_error_leaves_no_failed_run(
         demo_stores: dict[str, Path], tmp_path: Path) -> None:
-    cfg = config(tmp_path, demo_stores["wild"].parent, *QUICK, "features=gaze")  # not stored
+    cfg = compose(*QUICK, "features=gaze", root=tmp_path,  # not stored
+                  data=demo_stores["wild"].parent)
     with pytest.raises(MuseError, match=r"wild\.h5: no feature gaze in `label_aligned`"):
         train(cfg)
     client = MlflowClient(cfg.logger.tracking_uri)
@@ -206,15 +202,16 @@ def test_a_configuration_error_leaves_no_failed_run(
 
 def test_resume_without_an_unfinished_run_is_a_clear_error(
         demo_stores: dict[str, Path], tmp_path: Path) -> None:
-    cfg = config(tmp_path, demo_stores["wild"].parent, *QUICK, "ckpt_path=last")  # fresh logs
+    cfg = compose(*QUICK, "ckpt_path=last", root=tmp_path,  # fresh logs
+                  data=demo_stores["wild"].parent)
     with pytest.raises(MuseError, match="no unfinished MuSe-Wild run"):
         train(cfg)
 
 
 def test_evaluate_a_checkpoint_file_finds_its_run(wild_run, tmp_path: Path) -> None:
     cfg, result = wild_run
-    eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"ckpt={result.best_checkpoint}",
-                      f"paths.output_dir={tmp_path}", name="evaluate")
+    eval_cfg = compose(f"ckpt={result.best_checkpoint}", f"paths.output_dir={tmp_path}",
+                       name="evaluate", root=Path(cfg.paths.root_dir))
     evaluated = evaluate(eval_cfg)
     assert evaluated["run_id"] == result.run_id
     assert evaluated["scores"]["devel"] == result.devel
@@ -227,8 +224,8 @@ def test_a_corrupt_checkpoint_is_a_named_error(wild_run, tmp_path: Path) -> None
                           ("notes.ckpt", b"not a checkpoint"), ("empty.ckpt", b"")):
         path = tmp_path / name
         path.write_bytes(content)
-        eval_cfg = config(Path(cfg.paths.root_dir), Path(), f"ckpt={path}",
-                          f"paths.output_dir={tmp_path}/out", name="evaluate")
+        eval_cfg = compose(f"ckpt={path}", f"paths.output_dir={tmp_path}/out",
+                           name="evaluate", root=Path(cfg.paths.root_dir))
         with pytest.raises(MuseError, match=rf"{name}: not a readable muse checkpoint"):
             evaluate(eval_cfg)
     assert not (tmp_path / "out").exists()

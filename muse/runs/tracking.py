@@ -101,6 +101,12 @@ def open_store(tracking_uri: str) -> MlflowClient:
         return MlflowClient(tracking_uri)  # opening the store creates or migrates its tables
 
 
+def _store_exists(tracking_uri: str) -> bool:
+    """False for a SQLite store whose file is not there yet (any other store: True)."""
+    uri = str(tracking_uri)
+    return not uri.startswith(SQLITE) or Path(uri[len(SQLITE):]).is_file()
+
+
 def resolved(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
@@ -444,7 +450,8 @@ def ui_command(tracking_uri: str, experiment: str | None = None) -> str:
     """How to look at a store's runs: the link of `experiment`'s runs table (`runs_table_url`),
     after the `mlflow ui` command that serves a local store."""
     experiment_id = None
-    if experiment is not None:
+    # Only a store that exists is asked: a link must not create a SQLite file as a side effect.
+    if experiment is not None and _store_exists(tracking_uri):
         found = open_store(tracking_uri).get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found is not None else None
     if tracking_uri.startswith(("http://", "https://")):
