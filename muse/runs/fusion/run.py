@@ -173,8 +173,10 @@ def fusion_config(members: list[Member], fused: FusedRun, method: str, ensemble:
         "fusion": {"method": method, "ensemble": ensemble,
                    "members": [m.run_id for m in members], "classes_from": fused.classes_from,
                    "targets": fused.chosen},
-        "logger": {"tracking_uri": tracking_uri,
-                   "artifact_location": str(log_dir / "artifacts")},
+        # conf/logger/mlflow.yaml's logger, with no system metrics: nothing is trained
+        "logger": {"_target_": "pytorch_lightning.loggers.MLFlowLogger", "_convert_": "all",
+                   "tracking_uri": tracking_uri, "artifact_location": str(log_dir / "artifacts"),
+                   "system_metrics": False},
         "paths": {"log_dir": str(log_dir), "output_dir": str(out)},
     })
 
