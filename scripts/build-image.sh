@@ -12,7 +12,7 @@
 #   --mirror   the Debian mirror debootstrap downloads from (default http://deb.debian.org/debian)
 #   --tag      the image's name (default muse)
 #   --device   where torch comes from: cpu (default) or cuda, PyTorch's wheel index for that
-#              build; none, pip's configured indexes (pass PIP_INDEX_URL for a mirror)
+#              build; none, pip's indexes (PyPI, or the mirror PIP_INDEX_URL names)
 #   --wheels   take wheels from DIR first (a torch wheel where download.pytorch.org is out of
 #              reach); implies --device none unless --device is given
 #   --cert     the CA bundle pip checks TLS with, for a network that intercepts it (default: the
@@ -20,7 +20,8 @@
 #   --dry-run  print the steps instead of running them
 #
 # The build runs with host networking, which reaches pip's indexes where Docker's own bridge
-# network may not. Builds run under `nice`: they take minutes and gigabytes.
+# network may not, and gets the host's PIP_INDEX_URL and PIP_EXTRA_INDEX_URL where they are set.
+# Builds run under `nice`: they take minutes and gigabytes.
 set -euo pipefail
 
 base=""
@@ -114,13 +115,16 @@ stage() {
 }
 
 [ -n "$base" ] || make_base
-build=(nice -n 10 docker build --network host --build-arg "BASE=${base}"
+build=(nice -n 10 docker build --force-rm --network host --build-arg "BASE=${base}"
        --build-arg "DEVICE=${device_arg}")
 if [ -n "$wheels" ]; then
     for wheel in "$wheels"/*.whl; do
         stage "$wheel" "$(basename "$wheel")"
     done
 fi
+for setting in PIP_INDEX_URL PIP_EXTRA_INDEX_URL; do
+    [ -z "${!setting:-}" ] || build+=(--build-arg "${setting}=${!setting}")
+done
 if [ -n "$cert" ]; then
     stage "$cert" ca-bundle.crt
     build+=(--build-arg "PIP_CERT=/tmp/pip/ca-bundle.crt")

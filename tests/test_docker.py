@@ -137,7 +137,8 @@ BUILD_IMAGE = REPO / "scripts" / "build-image.sh"
 
 
 def _build_image(*options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    environment = {name: value for name, value in os.environ.items() if name != "PIP_CERT"}
+    pip = {"PIP_CERT", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"}  # the host's, passed to the build
+    environment = {name: value for name, value in os.environ.items() if name not in pip}
     return subprocess.run(["bash", str(BUILD_IMAGE), "--dry-run", *options], capture_output=True,
                           text=True, timeout=60, env={**environment, **(env or {})})
 
@@ -162,7 +163,7 @@ def test_build_image_makes_a_debian_base_then_builds_on_it() -> None:
         f"find {rootfs}/var/cache/apt/archives {rootfs}/var/lib/apt/lists -type f -delete",
         f"tar -C {rootfs} -c . | docker import --change 'CMD [\"python3\"]' - muse-base:bookworm",
         f"rm -rf {rootfs}",
-        "nice -n 10 docker build --network host --build-arg BASE=muse-base:bookworm"
+        "nice -n 10 docker build --force-rm --network host --build-arg BASE=muse-base:bookworm"
         " --build-arg DEVICE=cpu -t muse .",
         "docker images muse",
     ]
@@ -176,16 +177,18 @@ def test_build_image_on_a_given_base_with_local_wheels_and_a_ca_bundle(tmp_path:
     cert.touch()
     before = sorted((REPO / "docker" / "pip").iterdir())
     done = _build_image("--base", "python:3.11-slim", "--tag", "muse:test", "--wheels",
-                        str(wheels), env={"PIP_CERT": str(cert)})
+                        str(wheels), env={"PIP_CERT": str(cert),
+                                          "PIP_INDEX_URL": "https://mirror.example/simple"})
     assert done.returncode == 0, done.stderr
     staged = "docker/pip/torch-2.13.0+cpu-cp311-cp311-linux_x86_64.whl"
     # No debootstrap; torch from the staged wheel (DEVICE empty: no PyTorch index), pip
-    # trusting the host's CA bundle; both staged files removed after the build.
+    # with the host's index and CA bundle; both staged files removed after the build.
     assert done.stdout.splitlines() == [
         f"cp {wheels}/torch-2.13.0+cpu-cp311-cp311-linux_x86_64.whl {staged}",
         f"cp {cert} docker/pip/ca-bundle.crt",
-        "nice -n 10 docker build --network host --build-arg BASE=python:3.11-slim"
-        " --build-arg DEVICE= --build-arg PIP_CERT=/tmp/pip/ca-bundle.crt -t muse:test .",
+        "nice -n 10 docker build --force-rm --network host --build-arg BASE=python:3.11-slim"
+        " --build-arg DEVICE= --build-arg PIP_INDEX_URL=https://mirror.example/simple"
+        " --build-arg PIP_CERT=/tmp/pip/ca-bundle.crt -t muse:test .",
         f"rm -f {staged} docker/pip/ca-bundle.crt",
         "docker images muse:test",
     ]
