@@ -118,6 +118,36 @@ def test_the_build_context_is_only_what_the_dockerfile_copies() -> None:
     assert allowed <= {source.rstrip("/") for source in _copied_from_context()}
 
 
+def test_the_installed_package_alone_composes_a_sweep(tmp_path: Path) -> None:
+    """The image has muse as pip installs it, conf/ and train.py, no source tree: the sweeps
+    (`pkg://muse.sweeps`) must come with the wheel."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "muse", source / "muse", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index",
+                            "--no-build-isolation", "--wheel-dir", str(tmp_path), str(source)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = tmp_path.glob("muse-*.whl")
+    site = tmp_path / "site"
+    shutil.unpack_archive(wheel, site, format="zip")
+    image = tmp_path / "opt-muse"  # the image's /opt/muse
+    shutil.copytree(REPO / "conf", image / "conf")
+    probe = (
+        "import muse; from hydra import compose, initialize_config_dir\n"
+        f"with initialize_config_dir(config_dir={str(image / 'conf')!r}, version_base='1.3'):\n"
+        "    cfg = compose('train', overrides=['sweep=table2_wild', 'row=lstm_att-egemaps'])\n"
+        "print(muse.__file__, cfg.task.name, cfg.model.name, ','.join(cfg.features.names))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, cwd=image, env={**os.environ, "PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr
+    module, *composed = done.stdout.split()
+    assert module == str(site / "muse" / "__init__.py")  # the wheel's muse, not the checkout's
+    assert composed == ["wild", "lstm_att", "egemaps"]
+
+
 def _hadolint() -> str:
     """The linter of the dev extra, also when the virtual environment is not activated."""
     beside = Path(sys.executable).parent / "hadolint"
