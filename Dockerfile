@@ -39,8 +39,11 @@ RUN bash scripts/install.sh ${DEVICE:+--device "$DEVICE"}
 
 FROM ${BASE}
 
+# The image has no git (nor a checkout): GIT_PYTHON_REFRESH keeps GitPython, which MLflow asks
+# for the source's commit, from printing a screenful of warnings on every run.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    GIT_PYTHON_REFRESH=quiet \
     MUSE_ROOT=/muse \
     MUSE_DATA_DIR=/data \
     MLFLOW_TRACKING_URI=sqlite:////muse/logs/mlflow.db

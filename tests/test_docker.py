@@ -88,6 +88,7 @@ def test_the_image_runs_train_py_with_data_and_runs_on_volumes(monkeypatch) -> N
     # Its environment, as train.py's config reads it: data from /data, runs in /muse/logs.
     env = _dockerfile_env()
     assert env["PATH"].startswith("/opt/venv/bin:")
+    assert env["GIT_PYTHON_REFRESH"] == "quiet"  # no git in the image, no warning on each run
     del env["PATH"]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
