@@ -62,9 +62,12 @@ if [ -n "$wheels" ]; then
     fi
     wheels="$(cd "$wheels" && pwd)"
 fi
-if [ -n "$cert" ] && [ ! -f "$cert" ]; then
-    echo "scripts/build-image.sh: --cert $cert is not a file" >&2
-    exit 2
+if [ -n "$cert" ]; then
+    if [ ! -f "$cert" ]; then
+        echo "scripts/build-image.sh: --cert $cert is not a file" >&2
+        exit 2
+    fi
+    cert="$(cd "$(dirname "$cert")" && pwd)/$(basename "$cert")"
 fi
 
 cd "$(dirname "$0")/.."
