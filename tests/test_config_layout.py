@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from store_factory import write_continuous_store, write_topic_store
@@ -24,7 +24,6 @@ from muse.runs.builders import STORE_LOCATION, build_datamodule, build_module
 from muse.runs.train import finished_result
 from muse.store.prepare.model_inputs import model_inputs
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = ("lstm_att", "e2e", "e2e_multitask", "mmt", "albert", "svm")
 # Where each training setting lives now; none of them may be under `model` any more.
 SETTINGS = {"max_epochs": "trainer.max_epochs", "gradient_clip_val": "trainer.gradient_clip_val",
@@ -34,9 +33,7 @@ SETTINGS = {"max_epochs": "trainer.max_epochs", "gradient_clip_val": "trainer.gr
 
 
 def compose_train(*overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=["paths.root_dir=/tmp/muse",
-                                           "paths.output_dir=/tmp/muse/out", *overrides])
+    return compose(*overrides, root=Path("/tmp/muse"))
 
 
 def settings(cfg: DictConfig) -> tuple:

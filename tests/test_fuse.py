@@ -12,7 +12,7 @@ import mlflow.artifacts
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
 
 from muse.cli import main as muse_main
@@ -23,7 +23,6 @@ from muse.runs.fusion.run import fuse_runs
 from muse.runs.train import train
 from muse.store.prepare import prepare
 
-CONF = str(Path(__file__).parents[1] / "conf")
 QUIET = ["trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
 LSTM = ["data.batch_size=8", "model.optimizer.lr=3e-3", "data.hop=50"]
 
@@ -42,10 +41,8 @@ class Members:
         self.client = MlflowClient(self.tracking_uri)
 
     def train(self, name: str, data_dir: Path, *overrides: str) -> None:
-        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-            cfg = compose("train", overrides=[
-                f"paths.root_dir={self.root}", f"paths.output_dir={self.root}/out/{name}",
-                f"data.dir={data_dir}", *QUIET, *overrides])
+        cfg = compose(f"paths.output_dir={self.root}/out/{name}", *QUIET, *overrides,
+                      root=self.root, data=data_dir)
         self.ids[name] = train(cfg).run_id
 
     def run(self, name: str):

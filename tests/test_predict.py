@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from composing import compose
 from extract_media import SPEECH_MS, mux, train_fasttext, write_transcript
-from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from muse.classical.segments import load_segments
@@ -29,7 +29,6 @@ from muse.runs.train import train
 from muse.store.prepare import prepare
 from muse.store.reader import Store
 
-CONF = str(Path(__file__).parents[1] / "conf")
 QUICK = ["data.batch_size=8", "model.optimizer.lr=3e-3", "trainer.enable_progress_bar=false",
          "trainer.log_every_n_steps=1", "trainer.max_epochs=1"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -46,10 +45,8 @@ class Trained:
     def run(self, name: str, *overrides: str) -> str:
         """The id of the run `name`, trained with `overrides` on first use."""
         if name not in self._runs:
-            with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-                cfg = compose("train", overrides=[
-                    f"paths.root_dir={self.root}", f"paths.output_dir={self.root}/out/{name}",
-                    f"data.dir={self.data_dir}", *overrides])
+            cfg = compose(f"paths.output_dir={self.root}/out/{name}", *overrides,
+                          root=self.root, data=self.data_dir)
             self._runs[name] = train(cfg).run_id
         return self._runs[name]
 

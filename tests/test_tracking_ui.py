@@ -10,7 +10,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from hydra import compose, initialize_config_dir
+from composing import compose
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
@@ -18,15 +18,11 @@ from muse.runs import naming, tracking
 from muse.runs.lifecycle import system_metrics
 from muse.runs.train import train
 
-CONF = str(Path(__file__).parents[1] / "conf")
 FAST = ["debug=short", "data.batch_size=8", "trainer.max_epochs=1"]
 
 
 def config(root: Path, data_dir: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=[f"paths.root_dir={root}",
-                                           f"paths.output_dir={root}/out",
-                                           f"data.dir={data_dir}", *overrides])
+    return compose(*overrides, root=root, data=data_dir)
 
 
 # Run names

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from composing import compose
 from hydra.core.hydra_config import HydraConfig
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -26,7 +26,6 @@ from tracking_server import tracking_server
 
 from muse.runs.train import train
 
-CONF = str(Path(__file__).parents[1] / "conf")
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
                 None)
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -44,11 +43,8 @@ pytestmark = [
 def train_from_command_line(root: Path, data_dir: Path, *overrides: str):
     """`python train.py <overrides>` in this process: Hydra's job config holds the command-line
     overrides (which run names show), the run itself is composed as train.py composes it."""
-    args = [f"paths.root_dir={root}", f"paths.output_dir={root}/out", f"data.dir={data_dir}",
-            *overrides]
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        HydraConfig.instance().set_config(compose("train", args, return_hydra_config=True))
-        cfg = compose("train", args)
+    HydraConfig.instance().set_config(compose(*overrides, root=root, data=data_dir, hydra=True))
+    cfg = compose(*overrides, root=root, data=data_dir)
     try:
         return train(cfg)
     finally:
