@@ -12,7 +12,7 @@ import h5py
 import pytest
 from composing import compose
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from muse.runs import naming, tracking
 from muse.runs.lifecycle import system_metrics
@@ -186,3 +186,16 @@ def test_a_link_to_a_store_that_does_not_exist_creates_no_database(tmp_path: Pat
     link = tracking.ui_command(f"sqlite:///{missing}", "MuSe-Wild")
     assert "#/experiments?workflowType=machine_learning" in link
     assert not missing.exists()
+
+
+def test_a_run_shorter_than_the_sampling_interval_still_has_system_metrics(
+        tracking_db: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tracking_db}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment(
+        "x", artifact_location=str(tmp_path / "artifacts"))).info.run_id
+    cfg = OmegaConf.create({"logger": {"system_metrics": True, "system_metrics_interval_s": 60,
+                                       "tracking_uri": uri}})
+    with system_metrics(cfg, run_id, resumed=False):
+        pass  # ends long before the first 60 s sample
+    assert client.get_run(run_id).data.metrics["system/system_memory_usage_megabytes"] > 0

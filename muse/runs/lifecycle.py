@@ -99,6 +99,11 @@ def system_metrics(cfg: DictConfig, run_id: str, resumed: bool) -> Iterator[None
         yield
     finally:
         monitor.finish()  # before the run is marked: its last samples land in a running run
+        # MLflow drops the samples of an interval cut short by the end: one last sample, so that
+        # a run shorter than the interval has its system metrics too.
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
 
 
 @contextmanager
