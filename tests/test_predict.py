@@ -128,15 +128,21 @@ def test_predict_on_an_mp4_writes_the_curves_and_logs_them_under_the_run(
     assert after.data.metrics == before.data.metrics
 
 
+def loaded_on_package(checkpoint: Path, package: Path, folder: Path, task: str,
+                      features: list[str]) -> tuple[MuseModule, MuseDataModule]:
+    """evaluate.py's path: the module and its datamodule from the checkpoint (with its saved
+    statistics) on a store `muse prepare` makes of `package`."""
+    store = prepare(package, folder, tasks=[task], features=features)[task]
+    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    return module, MuseDataModule.load_from_checkpoint(checkpoint, store_path=str(store))
+
+
 def test_evaluating_a_store_without_devel_videos_predicts_its_test_partition(
         runs: Trained, package: Path, tmp_path: Path) -> None:
     """A package of new media has every video in test: evaluate.py's path leaves devel out
     instead of failing on an empty loader."""
-    checkpoint = runs.checkpoint(runs.wild())
-    store = prepare(package, tmp_path / "data", tasks=["wild"],
-                    features=["egemaps", "fasttext"])["wild"]
-    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    data = MuseDataModule.load_from_checkpoint(checkpoint, store_path=str(store))
+    module, data = loaded_on_package(runs.checkpoint(runs.wild()), package, tmp_path / "data",
+                                     "wild", ["egemaps", "fasttext"])
     evaluation = evaluate_module(module, data, "wild", ["arousal", "valence"])
     assert set(evaluation.predictions) == {"test"}
     assert len(evaluation.predictions["test"]) > 0
@@ -152,10 +158,8 @@ def test_predictions_apply_the_normalisation_saved_in_the_checkpoint(
     # evaluate.py's path on a store of the same package: the module and its datamodule from
     # the checkpoint, whose saved statistics it applies
     checkpoint = runs.checkpoint(run_id)
-    store = prepare(package, tmp_path / "data", tasks=["wild"],
-                    features=["egemaps", "fasttext"])["wild"]
-    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-    data = MuseDataModule.load_from_checkpoint(checkpoint, store_path=str(store))
+    module, data = loaded_on_package(checkpoint, package, tmp_path / "data", "wild",
+                                     ["egemaps", "fasttext"])
     reference, _, _ = predict_partition(module, data, "test", ["arousal", "valence"])
     assert reference["timestamp"].tolist() == ours["timestamp"].tolist()
     for target in ("arousal", "valence"):
@@ -163,7 +167,7 @@ def test_predictions_apply_the_normalisation_saved_in_the_checkpoint(
                                    rtol=0, atol=1e-6)
 
     # and they matter: the same module on the raw features (identity statistics) differs
-    raw = MuseDataModule.load_from_checkpoint(checkpoint, store_path=str(store))
+    raw = MuseDataModule.load_from_checkpoint(checkpoint, store_path=str(data.store_path))
     width = raw.feature_dim
     raw.load_state_dict({"normalization": {"egemaps+fasttext": Normalizer(
         np.zeros(width), np.ones(width)).state_dict()}})
@@ -205,11 +209,8 @@ def test_the_topic_lstm_gives_the_classes_of_its_logits_with_their_softmax(
                           transcripts=media["transcripts"], fasttext_model=media["fasttext"],
                           tracking_uri=runs.tracking_uri)
     frame = pd.read_csv(written[0])
-    checkpoint = runs.checkpoint(run_id)
-    store = prepare(package, tmp_path / "data", tasks=["topic"],
-                    features=["egemaps", "fasttext"])["topic"]
-    module = MuseModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-    data = MuseDataModule.load_from_checkpoint(checkpoint, store_path=str(store))
+    module, data = loaded_on_package(runs.checkpoint(run_id), package, tmp_path / "data",
+                                     "topic", ["egemaps", "fasttext"])
     batch = next(iter(data.predict_dataloader("test")))
     with torch.no_grad():
         logits = module(batch)
