@@ -52,6 +52,24 @@ def test_shapes_and_padding_never_reaches_a_real_step() -> None:
     torch.testing.assert_close(model(batch(noisy, features, [7, 4]))[1, :4], encoded[1, :4])
 
 
+def test_input_noise_reaches_the_features_in_training_only() -> None:
+    """The noise regularises the feature vectors in training; evaluation reads them as they are."""
+    torch.manual_seed(0)
+    audio, features = torch.randn(2, 5, 2000), torch.randn(2, 5, 12)
+    noisy = End2You(input_dim=12, audio_samples=2000, hidden_size=8, dropout=0.0,
+                    input_noise=1.0)
+    quiet = End2You(input_dim=12, audio_samples=2000, hidden_size=8, dropout=0.0)
+    quiet.load_state_dict(noisy.state_dict())
+    assert quiet.input_noise == 0.0  # the paper's: checkpoints saved without it load as before
+    noisy.eval(), quiet.eval()
+    torch.testing.assert_close(noisy(batch(audio, features, [5, 3])),
+                               quiet(batch(audio, features, [5, 3])))
+    noisy.train(), quiet.train()  # dropout 0: only the noise can tell the two apart
+    clean = quiet(batch(audio, features, [5, 3]))
+    torch.testing.assert_close(quiet(batch(audio, features, [5, 3])), clean)
+    assert not torch.allclose(noisy(batch(audio, features, [5, 3])), clean)
+
+
 def test_missing_audio_is_a_clear_error() -> None:
     model = End2You(input_dim=0, audio_samples=2000, hidden_size=8)
     with pytest.raises(ValueError, match="data.audio=true"):

@@ -60,6 +60,8 @@ class End2You(nn.Module):
         conv_channels, conv_kernels, pool_sizes: the audio CNN's blocks (the paper's default).
         dropout: after each audio block.
         hidden_size: units of the LSTM layer.
+        input_noise: std of the Gaussian noise added to the other features in training only
+            (0, the paper's: none; a default, so checkpoints saved without it still load).
     """
 
     per_step = True
@@ -68,6 +70,7 @@ class End2You(nn.Module):
         self, input_dim: int, audio_samples: int,
         conv_channels: Sequence[int] = (50, 125, 250), conv_kernels: Sequence[int] = (8, 8, 6),
         pool_sizes: Sequence[int] = (10, 8, 6), dropout: float = 0.5, hidden_size: int = 256,
+        input_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if not audio_samples:
@@ -77,6 +80,7 @@ class End2You(nn.Module):
                                   dropout)
         self.lstm = nn.LSTM(self.audio_cnn.output_dim + input_dim, hidden_size,
                             batch_first=True)
+        self.input_noise = input_noise
         self.output_dim = hidden_size
 
     def forward(self, batch: dict) -> Tensor:
@@ -85,7 +89,10 @@ class End2You(nn.Module):
         audio, mask = batch["audio"], batch["mask"].to(torch.bool)
         steps = audio.shape[1]
         heard = self.audio_cnn(audio.flatten(0, 1)).unflatten(0, audio.shape[:2])
-        inputs = torch.cat([heard, batch["features"].to(heard.dtype)], dim=-1)
+        features = batch["features"].to(heard.dtype)
+        if self.training and self.input_noise > 0:
+            features = features + self.input_noise * torch.randn_like(features)
+        inputs = torch.cat([heard, features], dim=-1)
         lengths = mask.sum(dim=1).clamp_min(1).cpu()  # an empty item reads one padded step
         packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
         encoded, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True,
