@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import pytest
 from composing import compose
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -102,6 +103,37 @@ def test_an_experiment_made_before_gets_the_saved_view(tmp_path: Path) -> None:
     old = client.create_experiment("MuSe-Trust")
     assert tracking.ensure_experiment(uri, "MuSe-Trust", str(tmp_path)) == old
     assert "mlflow.sharedViewState.muse-scores" in client.get_experiment(old).tags
+
+
+def test_two_jobs_adding_the_saved_view_at_once_both_go_on(
+        tracking_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The jobs of a sweep start together: when another job's insert of the same view tag wins,
+    the losing insert (MLflow raises) is not a failed job."""
+    uri = f"sqlite:///{tracking_db}"
+    client = MlflowClient(uri)
+    old = client.create_experiment("MuSe-Trust")
+    set_tag = MlflowClient.set_experiment_tag
+
+    def the_other_job_wins(self, experiment_id, key, value):
+        set_tag(self, experiment_id, key, value)  # the other job's tag is in
+        raise MlflowException("UNIQUE constraint failed: experiment_tags.key")
+
+    monkeypatch.setattr(MlflowClient, "set_experiment_tag", the_other_job_wins)
+    assert tracking.ensure_experiment(uri, "MuSe-Trust", str(tmp_path)) == old
+    assert "mlflow.sharedViewState.muse-scores" in client.get_experiment(old).tags
+
+
+def test_a_new_experiment_is_made_with_its_view_in_one_step(
+        tracking_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_second_write(*args):
+        raise AssertionError("the view is set apart from the experiment's creation")
+
+    monkeypatch.setattr(MlflowClient, "set_experiment_tag", no_second_write)
+    uri = f"sqlite:///{tracking_db}"
+    created = tracking.ensure_experiment(uri, "MuSe-Wild", str(tmp_path))
+    tags = MlflowClient(uri).get_experiment(created).tags
+    assert "mlflow.sharedViewState.muse-scores" in tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_a_server_link_opens_the_runs_table() -> None:

@@ -231,18 +231,25 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | Non
     """The experiment's id, created (a model-training experiment with the saved view
     `muse-scores`) unless it exists: the parallel jobs of a sweep race to it."""
     store = open_store(tracking_uri)
+    view = f"{VIEW_TAG_PREFIX}{VIEW_ID}"
     experiment = store.get_experiment_by_name(name)
     if experiment is None:
         try:
             store.create_experiment(name, artifact_location=artifact_location,
-                                    tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+                                    tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING,
+                                          view: saved_view()})
         except MlflowException:
             if store.get_experiment_by_name(name) is None:  # not another job's creation
                 raise
         experiment = store.get_experiment_by_name(name)
-    if f"{VIEW_TAG_PREFIX}{VIEW_ID}" not in experiment.tags:  # also experiments made before
-        store.set_experiment_tag(experiment.experiment_id, f"{VIEW_TAG_PREFIX}{VIEW_ID}",
-                                 saved_view())
+    if view not in experiment.tags:  # an experiment made before muse saved the view
+        try:
+            store.set_experiment_tag(experiment.experiment_id, view, saved_view())
+        except MlflowException:
+            # Two jobs adding the same tag at once: one insert loses (a unique key, or SQLite's
+            # lock). The other job's tag is the same view.
+            if view not in store.get_experiment(experiment.experiment_id).tags:
+                raise
     return experiment.experiment_id
 
 
