@@ -136,6 +136,32 @@ def test_a_new_experiment_is_made_with_its_view_in_one_step(
     assert tags["mlflow.experimentKind"] == "custom_model_development"
 
 
+def test_two_jobs_logging_the_same_store_at_once_both_record_it(
+        tracking_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "wild.h5"
+    with h5py.File(store, "w") as file:
+        file.attrs["fingerprint"] = "0123456789abcdef0123"
+        file.attrs["package"] = "/data/muse2020"
+    client = MlflowClient(f"sqlite:///{tracking_db}")
+    experiment = client.create_experiment("MuSe-Wild")
+    other, ours = (client.create_run(experiment).info.run_id for _ in range(2))
+    log_inputs = MlflowClient.log_inputs
+    calls = []
+
+    def the_other_job_inserts_first(self, run_id, datasets=None, models=None):
+        calls.append(run_id)
+        if len(calls) == 1:  # the other job's insert of the same datasets wins the race
+            log_inputs(self, other, datasets)
+            raise MlflowException("UNIQUE constraint failed: datasets.experiment_id")
+        return log_inputs(self, run_id, datasets)
+
+    monkeypatch.setattr(MlflowClient, "log_inputs", the_other_job_inserts_first)
+    tracking.log_datasets(client, ours, store)
+    for run_id in (other, ours):
+        names = sorted(d.dataset.name for d in client.get_run(run_id).inputs.dataset_inputs)
+        assert names == ["wild.h5/devel", "wild.h5/test", "wild.h5/train"]
+
+
 def test_a_server_link_opens_the_runs_table() -> None:
     assert tracking.runs_table_url("http://host:5000/", "7") == (
         "http://host:5000/#/experiments/7/runs?workflowType=machine_learning"

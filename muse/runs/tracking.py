@@ -331,7 +331,12 @@ def log_datasets(client: MlflowClient, run_id: str, store: Path) -> None:
                               digest=digest[:DIGEST_SHOWN] or None)
         inputs.append(DatasetInput(dataset._to_mlflow_entity(),
                                    [InputTag(MLFLOW_DATASET_CONTEXT, partition)]))
-    client.log_inputs(run_id, inputs)
+    try:
+        client.log_inputs(run_id, inputs)
+    except MlflowException:
+        # The jobs of a sweep log the same store at once: MLflow looks the dataset up, then
+        # inserts it, so the job whose insert comes second fails. Now it is there: log again.
+        client.log_inputs(run_id, inputs)
 
 
 def _text(value: object) -> str:
