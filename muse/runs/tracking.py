@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 from hydra.utils import instantiate
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
@@ -34,7 +33,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 
 from muse.locks import exclusive
 from muse.runs import naming
-from muse.store.reader import fingerprint
+from muse.store.reader import fingerprint, package_source
 from muse.tasks import ALL_PARTITIONS
 
 log = logging.getLogger(__name__)
@@ -322,8 +321,7 @@ def log_datasets(client: MlflowClient, run_id: str, store: Path) -> None:
     One dataset per partition because MLflow keeps one input per dataset and run."""
     store = Path(store).resolve()
     digest = fingerprint(store) or ""
-    with h5py.File(store, "r") as file:
-        source = _text(file.attrs.get("package", "")) or str(store)
+    source = package_source(store) or str(store)
     local = get_dataset_source_from_json(json.dumps({"uri": source}), source_type="local")
     inputs = []
     for partition in ALL_PARTITIONS:
@@ -337,10 +335,6 @@ def log_datasets(client: MlflowClient, run_id: str, store: Path) -> None:
         # The jobs of a sweep log the same store at once: MLflow looks the dataset up, then
         # inserts it, so the job whose insert comes second fails. Now it is there: log again.
         client.log_inputs(run_id, inputs)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def record_best_checkpoints(client: MlflowClient, run_id: str, paths: list[str],

@@ -38,15 +38,26 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def fingerprint(path: str | Path) -> str | None:
-    """The fingerprint `muse prepare` wrote into a store: what identifies the package files and
-    options it was made from (None: unreadable, or none written)."""
+def _attribute(path: str | Path, name: str) -> str | None:
+    """A text attribute of a store's root (None: unreadable, or none written)."""
     try:
         with h5py.File(path, "r") as store:
-            value = store.attrs.get("fingerprint")
+            value = store.attrs.get(name)
     except OSError:
         return None
     return None if value is None else _text(value)
+
+
+def fingerprint(path: str | Path) -> str | None:
+    """The fingerprint `muse prepare` wrote into a store: what identifies the package files and
+    options it was made from (None: unreadable, or none written)."""
+    return _attribute(path, "fingerprint")
+
+
+def package_source(path: str | Path) -> str | None:
+    """The package folder `muse prepare` made a store from (None: a store older than that
+    record, or unreadable)."""
+    return _attribute(path, "package")
 
 
 class Store:
