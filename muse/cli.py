@@ -84,10 +84,9 @@ def _extract(args: argparse.Namespace) -> None:
 
 def _fuse(args: argparse.Namespace) -> None:
     from muse.errors import FusionError
-    from muse.report import default_tracking_uri, root_dir
     from muse.runs.fusion.run import fuse_runs
     from muse.runs.fusion.selection import member_groups
-    from muse.runs.tracking import open_store
+    from muse.runs.tracking import default_tracking_uri, open_store, root_dir
 
     # Members' predictions are a few small files: MLflow's download progress bars are noise.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -24,12 +24,6 @@ from muse.runs import tracking
 CONFIG_ARTIFACT = "config.yaml"
 
 
-def default_tracking_uri() -> str:
-    """Where train.py records runs: $MLFLOW_TRACKING_URI, else logs/mlflow.db here."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or (
-        f"{tracking.SQLITE}{(Path.cwd() / 'logs' / 'mlflow.db').resolve()}")
-
-
 @dataclass(frozen=True)
 class FinishedRun:
     """A run with a best checkpoint on this machine (one per model of a per-target run)."""
@@ -61,7 +55,7 @@ def _no_progress_bar() -> Iterator[None]:
 
 def find_run(run_id: str, tracking_uri: str | None = None) -> FinishedRun:
     """The run's config and best checkpoints; PredictError when either is not to be had."""
-    uri = tracking_uri or default_tracking_uri()
+    uri = tracking_uri or tracking.default_tracking_uri()
     client = tracking.open_store(uri)
     try:
         tags = client.get_run(run_id).data.tags

@@ -25,6 +25,7 @@ from muse.report.record import log_report
 from muse.report.render import Meta, html_page, markdown, ranking_frame, table_frame
 from muse.report.runs import EXPERIMENTS, load_runs
 from muse.report.tables import Ranking, Table, build_rankings, build_tables
+from muse.runs.tracking import default_tracking_uri, root_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,6 @@ class ReportResult:
     tracking_uri: str
     tables: list[Table]
     rankings: list[Ranking]
-
-
-def root_dir() -> Path:
-    """Where muse keeps logs/: $MUSE_ROOT, else the current directory."""
-    return Path(os.environ.get("MUSE_ROOT") or Path.cwd())
-
-
-def default_tracking_uri() -> str:
-    """Where train.py records runs: $MLFLOW_TRACKING_URI, else logs/mlflow.db of the root."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return uri or f"sqlite:///{(root_dir() / 'logs' / 'mlflow.db').resolve()}"
 
 
 def default_out() -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -84,6 +85,17 @@ _NOT_HASHED_CALLBACK_KEYS = ("_target_", "dirpath", "filename", "auto_insert_met
 SQLITE = "sqlite:///"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 DIGEST_SHOWN = 16  # characters of a store's fingerprint a dataset digest keeps (MLflow: <= 36)
+
+
+def root_dir() -> Path:
+    """Where muse keeps logs/: $MUSE_ROOT, else the current directory (as conf/paths does)."""
+    return Path(os.environ.get("MUSE_ROOT") or Path.cwd())
+
+
+def default_tracking_uri() -> str:
+    """Where train.py records runs: $MLFLOW_TRACKING_URI, else logs/mlflow.db of the root."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    return uri or f"{SQLITE}{(root_dir() / 'logs' / 'mlflow.db').resolve()}"
 
 
 def open_store(tracking_uri: str) -> MlflowClient:
