@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from muse.data.datamodule import MuseDataModule
-from muse.errors import MuseError
+from muse.errors import CheckpointError, MuseError
 from muse.module import MuseModule
 from muse.runs import tracking
 from muse.runs.evaluation import Evaluation, combine, evaluate_module
@@ -45,7 +45,10 @@ def locate_checkpoints(cfg: DictConfig) -> tuple[list[Path], str | None]:
     except MlflowException:
         raise MuseError(f"run_id={cfg.run_id}: no such run in {cfg.logger.tracking_uri}") from None
     download_dir = tracking.downloaded_checkpoints_dir(Path(cfg.paths.log_dir), cfg.run_id)
-    return tracking.best_checkpoints_here(client, cfg.run_id, tags, download_dir), cfg.run_id
+    try:
+        return tracking.best_checkpoints_here(client, cfg.run_id, tags, download_dir), cfg.run_id
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; pass ckpt=<file> instead") from None
 
 
 def evaluate_checkpoint(checkpoint: Path, data_dir: str | None) -> tuple[Evaluation, list[str]]:
