@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -88,8 +87,6 @@ def _fuse(args: argparse.Namespace) -> None:
     from muse.runs.fusion.selection import member_groups
     from muse.runs.tracking import default_tracking_uri, open_store, root_dir
 
-    # Members' predictions are a few small files: MLflow's download progress bars are noise.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     tracking_uri = args.tracking_uri or default_tracking_uri()
     groups = member_groups(open_store(tracking_uri), tracking_uri, args.run_ids, args.filter,
                            args.seeds)

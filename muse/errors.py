@@ -21,3 +21,7 @@ class StoreError(MuseError):
 
 class FusionError(MuseError):
     """Runs cannot be fused: they differ in task, store or keys, or lack what a method needs."""
+
+
+class CheckpointError(MuseError):
+    """A run's best checkpoint is neither on this machine nor among the run's artifacts."""

@@ -106,3 +106,35 @@ def test_another_machine_evaluates_the_run_from_its_uploaded_checkpoint(
     assert fetched.is_file() and fetched.is_relative_to(tmp_path / "logs" / "checkpoints" / run_id)
     assert result["scores"]["devel"]["score"] == pytest.approx(
         found.data.metrics["best/devel/score"], abs=1e-4)
+
+
+def test_another_machine_predicts_with_the_uploaded_checkpoint(run, server, tmp_path: Path) -> None:
+    """`muse predict --run` finds the run's checkpoint as evaluate.py does: on a machine without
+    the trainer's disk, the copy uploaded with `logger.log_checkpoints` is downloaded."""
+    from muse.predict.run import find_run
+
+    found = run["run"]
+    best = Path(found.data.tags["muse.best_checkpoint"])
+    trained = best.read_bytes()
+    best.rename(best.with_suffix(".elsewhere"))
+    try:
+        located = find_run(found.info.run_id, server["url"], log_dir=tmp_path / "logs")
+    finally:
+        best.with_suffix(".elsewhere").rename(best)
+    (fetched,) = located.checkpoints
+    assert fetched.is_relative_to(tmp_path / "logs" / "checkpoints" / found.info.run_id)
+    assert fetched.read_bytes() == trained
+    assert located.task == "wild"
+
+
+def test_a_checkpoint_neither_here_nor_uploaded_is_named(run, tmp_path: Path) -> None:
+    from muse.errors import CheckpointError
+    from muse.runs.tracking import best_checkpoints_here
+
+    found = run["run"]
+    tags = dict(found.data.tags, **{"muse.best_checkpoint": str(tmp_path / "gone.ckpt")})
+    with pytest.raises(CheckpointError, match=r"gone\.ckpt is not on this machine nor among"):
+        best_checkpoints_here(run["client"], found.info.run_id, tags, tmp_path / "dl")
+    with pytest.raises(CheckpointError, match="did not finish training"):
+        best_checkpoints_here(run["client"], found.info.run_id, {}, tmp_path / "dl")
+    assert not (tmp_path / "dl").exists()

@@ -1,20 +1,17 @@
 """The finished run to predict with: its resolved config and best checkpoints, from MLflow.
 
-The checkpoints are the run's best-checkpoint tag, as `evaluate.py run_id=...` reads it
-(`muse.runs.tracking`: one file, or one per target model); the config is the `config.yaml`
-every run logs as an artifact (the resolved Hydra config).
+The checkpoints are the run's best-checkpoint tag, found on this machine or downloaded from
+the run's artifacts as `evaluate.py run_id=...` does (`muse.runs.tracking`: one file, or one per
+target model); the config is the `config.yaml` every run logs as an artifact (the resolved
+Hydra config).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
@@ -38,39 +35,23 @@ class FinishedRun:
         return str(self.config.task.name)
 
 
-@contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow draws a progress bar for every download; one small config file needs none."""
-    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
-    saved = os.environ.get(name)
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = saved
-
-
-def find_run(run_id: str, tracking_uri: str | None = None) -> FinishedRun:
-    """The run's config and best checkpoints; PredictError when either is not to be had."""
+def find_run(run_id: str, tracking_uri: str | None = None,
+             log_dir: Path | None = None) -> FinishedRun:
+    """The run's config and best checkpoints: PredictError for a missing run or config,
+    CheckpointError for missing checkpoints. Checkpoints uploaded with `logger.log_checkpoints`
+    are downloaded under `log_dir` (default: logs/ of the root) when the run was trained on
+    another machine."""
+    log_dir = log_dir or tracking.root_dir() / "logs"
     uri = tracking_uri or tracking.default_tracking_uri()
     client = tracking.open_store(uri)
     try:
         tags = client.get_run(run_id).data.tags
     except MlflowException:
         raise PredictError(f"run {run_id}: no such run in {uri} (--tracking-uri)") from None
-    checkpoints = [Path(p) for p in
-                   tracking.split_checkpoints(tags.get(tracking.BEST_CHECKPOINT_TAG, ""))]
-    if not checkpoints:
-        raise PredictError(f"run {run_id} has no best checkpoint: it did not finish training")
-    missing = [str(path) for path in checkpoints if not path.is_file()]
-    if missing:
-        raise PredictError(f"run {run_id}: its best checkpoint {', '.join(missing)} is not on "
-                           "this machine")
+    checkpoints = tracking.best_checkpoints_here(
+        client, run_id, tags, tracking.downloaded_checkpoints_dir(log_dir, run_id))
     with tempfile.TemporaryDirectory(prefix="muse-predict-config-") as folder, \
-            _no_progress_bar():
+            tracking.quiet_downloads():
         try:
             path = client.download_artifacts(run_id, CONFIG_ARTIFACT, folder)
         except (MlflowException, OSError) as error:

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from muse.data.datamodule import MuseDataModule
-from muse.errors import MuseError
+from muse.errors import CheckpointError, MuseError
 from muse.module import MuseModule
 from muse.runs import tracking
 from muse.runs.evaluation import Evaluation, combine, evaluate_module
@@ -44,18 +44,11 @@ def locate_checkpoints(cfg: DictConfig) -> tuple[list[Path], str | None]:
         tags = client.get_run(cfg.run_id).data.tags
     except MlflowException:
         raise MuseError(f"run_id={cfg.run_id}: no such run in {cfg.logger.tracking_uri}") from None
-    best = tracking.split_checkpoints(tags.get(tracking.BEST_CHECKPOINT_TAG, ""))
-    if best and not all(Path(path).is_file() for path in best):
-        # Trained on another machine: the copies uploaded with `logger.log_checkpoints`.
-        fetched = tracking.fetch_checkpoints(
-            client, cfg.run_id, best, Path(cfg.paths.log_dir) / "checkpoints" / cfg.run_id)
-        if fetched is not None:
-            return fetched, cfg.run_id
-    if not best or not all(Path(path).is_file() for path in best):
-        raise MuseError(f"run {cfg.run_id} has no best checkpoint on this machine ({best!r}) "
-                        "nor among its artifacts (train with logger.log_checkpoints=true to "
-                        "upload it); pass ckpt=<file> instead")
-    return [Path(path) for path in best], cfg.run_id
+    download_dir = tracking.downloaded_checkpoints_dir(Path(cfg.paths.log_dir), cfg.run_id)
+    try:
+        return tracking.best_checkpoints_here(client, cfg.run_id, tags, download_dir), cfg.run_id
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; pass ckpt=<file> instead") from None
 
 
 def evaluate_checkpoint(checkpoint: Path, data_dir: str | None) -> tuple[Evaluation, list[str]]:

@@ -13,12 +13,14 @@ process at a time (`open_store`), so that trainings started together cannot brea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +28,14 @@ from hydra.utils import instantiate
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Run
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 
+from muse.errors import CheckpointError
 from muse.locks import exclusive
 from muse.runs import naming
 from muse.store.reader import fingerprint, package_source
@@ -380,6 +384,46 @@ def fetch_checkpoints(client: MlflowClient, run_id: str, paths: list[str],
         return None
     destination.mkdir(parents=True, exist_ok=True)
     return [Path(client.download_artifacts(run_id, name, str(destination))) for name in wanted]
+
+
+def best_checkpoints_here(client: MlflowClient, run_id: str, tags: dict[str, str],
+                          download_dir: Path) -> list[Path]:
+    """The run's best checkpoints (one per model of the run) as files on this machine: where
+    training wrote them, else the copies uploaded with `logger.log_checkpoints`, downloaded
+    into `download_dir`. A CheckpointError saying what is missing when neither is to be had."""
+    best = split_checkpoints(tags.get(BEST_CHECKPOINT_TAG, ""))
+    if not best:
+        raise CheckpointError(f"run {run_id} has no best checkpoint: it did not finish training")
+    if all(Path(path).is_file() for path in best):
+        return [Path(path) for path in best]
+    fetched = fetch_checkpoints(client, run_id, best, download_dir)
+    if fetched is None:
+        missing = ", ".join(path for path in best if not Path(path).is_file())
+        raise CheckpointError(f"run {run_id}: its best checkpoint {missing} is not on this "
+                              "machine nor among its artifacts (train with "
+                              "logger.log_checkpoints=true to upload it)")
+    return fetched
+
+
+def downloaded_checkpoints_dir(log_dir: Path, run_id: str) -> Path:
+    """Where a run's uploaded checkpoints are downloaded to on a machine that lacks them."""
+    return log_dir / "checkpoints" / run_id
+
+
+@contextlib.contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """No MLflow progress bar while muse downloads a run's few small artifacts (configs,
+    predictions); the setting before is restored after."""
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    saved = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 def log_config(logger: MLFlowLogger, cfg: DictConfig, output_dir: Path) -> None:

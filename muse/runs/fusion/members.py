@@ -83,9 +83,10 @@ def _get_run(client: MlflowClient, run_id: str, tracking_uri: str) -> Run:
 
 def _download(run: Run, tracking_uri: str, into: Path) -> Path:
     try:
-        return Path(mlflow.artifacts.download_artifacts(
-            run_id=run.info.run_id, artifact_path="predictions", dst_path=str(into),
-            tracking_uri=tracking_uri))
+        with tracking.quiet_downloads():
+            return Path(mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path="predictions", dst_path=str(into),
+                tracking_uri=tracking_uri))
     except (MlflowException, OSError) as error:
         raise FusionError(f"run {run.info.run_id} ({run.info.run_name}): no predictions "
                           f"artifacts to fuse ({type(error).__name__})") from None

@@ -42,7 +42,7 @@ def filtered_runs(client: MlflowClient, filter_string: str, fused: bool = True) 
 
 
 def _hash_without_seed(run: Run, tracking_uri: str) -> str:
-    with tempfile.TemporaryDirectory(prefix="muse-seeds-") as folder:
+    with tempfile.TemporaryDirectory(prefix="muse-seeds-") as folder, tracking.quiet_downloads():
         try:
             path = mlflow.artifacts.download_artifacts(
                 run_id=run.info.run_id, artifact_path="config.yaml", dst_path=folder,
