@@ -135,3 +135,40 @@ def test_statistics_of_other_features_are_refused(demo_stores):
     dm.load_state_dict({"normalization": {FUSED: Normalizer(np.zeros(3), np.ones(3)).state_dict()}})
     with pytest.raises(MuseError, match="statistics are for egemaps\\+fasttext"):
         dm.setup()
+
+
+def test_audio_statistics_come_from_train_and_travel_with_the_features(demo_stores):
+    """End2You's raw audio: one mean and std of the train videos' samples, saved beside the
+    feature statistics and restored from them; without `normalize_audio` (the default, and
+    every checkpoint saved before it) the samples stay as they are."""
+    store = str(demo_stores["wild"])
+    dm = MuseDataModule(store, "wild", FEATURES, audio=True, normalize_audio=True)
+    state = dm.state_dict()["normalization"]
+    assert set(state) == {FUSED, "audio"}
+    reader = Store(store)
+    audio = reader.audio()
+    train = reader.videos("train")
+    samples = np.concatenate([audio.read(int(audio.offsets[v]), int(audio.offsets[v + 1]))
+                              for v in train]).astype(np.float64)
+    everything = audio.read(0, int(audio.offsets[-1])).astype(np.float64)
+    reader.close()
+    np.testing.assert_allclose(state["audio"]["mean"].numpy(), [samples.mean()], atol=1e-7)
+    np.testing.assert_allclose(state["audio"]["std"].numpy(), [samples.std()], rtol=1e-5)
+    assert not np.isclose(samples.std(), everything.std(), rtol=1e-3)  # devel did not leak
+    raw = MuseDataModule(store, "wild", FEATURES, audio=True)
+    assert set(raw.state_dict()["normalization"]) == {FUSED}
+    heard = raw.dataset("devel")[0]["audio"]
+    np.testing.assert_allclose(dm.dataset("devel")[0]["audio"],
+                               (heard - samples.mean()) / samples.std(), rtol=1e-4, atol=1e-4)
+
+    moved = {FUSED: state[FUSED], "audio": {"mean": state["audio"]["mean"] + 0.5,
+                                            "std": state["audio"]["std"] * 2.0}}
+    restored = MuseDataModule(store, "wild", FEATURES, audio=True, normalize_audio=True)
+    restored.load_state_dict({"normalization": moved})
+    np.testing.assert_allclose(restored.dataset("devel")[0]["audio"],
+                               (heard - samples.mean() - 0.5) / (2 * samples.std()),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(MuseError, match="statistics are for .*audio"):
+        raw.load_state_dict({"normalization": moved})
+    with pytest.raises(ValueError, match="audio=True"):
+        MuseDataModule(store, "wild", FEATURES, normalize_audio=True)
