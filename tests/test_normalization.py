@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from test_module import FEATURES, make_module, make_trainer
+from test_module import ADAM, FEATURES, make_module, make_trainer, target_specs
 
 from muse.data.datamodule import CONTINUOUS_TABLE, MuseDataModule
 from muse.data.normalization import Normalizer
@@ -172,3 +172,35 @@ def test_audio_statistics_come_from_train_and_travel_with_the_features(demo_stor
         raw.load_state_dict({"normalization": moved})
     with pytest.raises(ValueError, match="audio=True"):
         MuseDataModule(store, "wild", FEATURES, normalize_audio=True)
+
+
+def test_an_end2you_checkpoint_without_audio_statistics_reads_its_audio_raw(demo_stores, tmp_path):
+    """A checkpoint saved before `normalize_audio` existed (no such hyperparameter, no audio
+    statistics) still loads, and its datamodule reads the samples as the model was trained on
+    them; a newer one applies its saved audio statistics."""
+    store = str(demo_stores["wild"])
+    dm = MuseDataModule(store, "wild", [], audio=True, normalize_audio=True, batch_size=2,
+                        eval_window=50)
+    module = MuseModule({"_target_": "muse.models.end2you.End2You", "hidden_size": 8,
+                         "audio_samples": dm.audio_samples_per_step}, 0, "wild",
+                        target_specs(dm), list(dm.spec.scored), ADAM)
+    trainer = make_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(module, dm)
+    new = tmp_path / "new.ckpt"
+    trainer.save_checkpoint(new)
+    saved = torch.load(new, weights_only=True)
+    assert set(saved["MuseDataModule"]["normalization"]) == {"", "audio"}
+    del saved["datamodule_hyper_parameters"]["normalize_audio"]
+    del saved["MuseDataModule"]["normalization"]["audio"]
+    old = tmp_path / "old.ckpt"
+    torch.save(saved, old)
+
+    heard = MuseDataModule(store, "wild", [], audio=True, eval_window=50).dataset("devel")[0]
+    restored = MuseDataModule.load_from_checkpoint(old)
+    assert not restored.normalize_audio
+    np.testing.assert_array_equal(restored.dataset("devel")[0]["audio"], heard["audio"])
+    standardised = MuseDataModule.load_from_checkpoint(new)
+    statistics = standardised.state_dict()["normalization"]["audio"]
+    np.testing.assert_allclose(standardised.dataset("devel")[0]["audio"],
+                               (heard["audio"] - statistics["mean"].numpy())
+                               / statistics["std"].numpy(), rtol=1e-5, atol=1e-5)
