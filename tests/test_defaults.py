@@ -29,6 +29,9 @@ def task_score(task: str, devel: dict) -> float:
 @pytest.mark.parametrize(("task", "model", "extra"), [
     ("wild", "lstm_att", []),
     ("trust", "lstm_att", []),
+    # End2You learns the demo's MuSe-Wild at its defaults, not its MuSe-Trust (4 train videos
+    # of negative trust, 2 devel of positive: conf/model/e2e.yaml)
+    ("wild", "e2e", []),
 ])
 def test_defaults_learn_the_demo(demo_stores: dict[str, Path], tmp_path: Path, task: str,
                                  model: str, extra: list[str]) -> None:

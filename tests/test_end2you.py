@@ -120,9 +120,11 @@ def test_the_paper_defaults_compose() -> None:
     assert cfg.data.audio and cfg.data.batch_size == 10
     assert cfg.model.optimizer.lr == 8e-5 and cfg.trainer.max_epochs == 50
     assert cfg.data.hop == 50 and cfg.callbacks.early_stopping.patience == 50
+    assert not cfg.data.normalize_audio and cfg.model.encoder.input_noise == 0.0
     # muse's own defaults: the same model, other training settings
     cfg = compose("task=trust", "model=e2e_multitask", root=Path("/tmp"))
-    assert cfg.model.optimizer.lr == 5e-4 and cfg.data.hop == 25 and cfg.data.normalize
+    assert cfg.model.optimizer.lr == 1e-3 and cfg.data.batch_size == 2 and cfg.data.hop == 50
+    assert cfg.data.normalize and cfg.data.normalize_audio and cfg.model.encoder.input_noise == 1.0
     cfg = compose("model=e2e", "features=none", root=Path("/tmp"))
     assert list(cfg.features.names) == []
 

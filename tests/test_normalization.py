@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from test_module import FEATURES, make_module, make_trainer
+from test_module import ADAM, FEATURES, make_module, make_trainer, target_specs
 
 from muse.data.datamodule import CONTINUOUS_TABLE, MuseDataModule
 from muse.data.normalization import Normalizer
@@ -135,3 +135,72 @@ def test_statistics_of_other_features_are_refused(demo_stores):
     dm.load_state_dict({"normalization": {FUSED: Normalizer(np.zeros(3), np.ones(3)).state_dict()}})
     with pytest.raises(MuseError, match="statistics are for egemaps\\+fasttext"):
         dm.setup()
+
+
+def test_audio_statistics_come_from_train_and_travel_with_the_features(demo_stores):
+    """End2You's raw audio: one mean and std of the train videos' samples, saved beside the
+    feature statistics and restored from them; without `normalize_audio` (the default, and
+    every checkpoint saved before it) the samples stay as they are."""
+    store = str(demo_stores["wild"])
+    dm = MuseDataModule(store, "wild", FEATURES, audio=True, normalize_audio=True)
+    state = dm.state_dict()["normalization"]
+    assert set(state) == {FUSED, "audio"}
+    reader = Store(store)
+    audio = reader.audio()
+    train = reader.videos("train")
+    samples = np.concatenate([audio.read(int(audio.offsets[v]), int(audio.offsets[v + 1]))
+                              for v in train]).astype(np.float64)
+    everything = audio.read(0, int(audio.offsets[-1])).astype(np.float64)
+    reader.close()
+    np.testing.assert_allclose(state["audio"]["mean"].numpy(), [samples.mean()], atol=1e-7)
+    np.testing.assert_allclose(state["audio"]["std"].numpy(), [samples.std()], rtol=1e-5)
+    assert not np.isclose(samples.std(), everything.std(), rtol=1e-3)  # devel did not leak
+    raw = MuseDataModule(store, "wild", FEATURES, audio=True)
+    assert set(raw.state_dict()["normalization"]) == {FUSED}
+    heard = raw.dataset("devel")[0]["audio"]
+    np.testing.assert_allclose(dm.dataset("devel")[0]["audio"],
+                               (heard - samples.mean()) / samples.std(), rtol=1e-4, atol=1e-4)
+
+    moved = {FUSED: state[FUSED], "audio": {"mean": state["audio"]["mean"] + 0.5,
+                                            "std": state["audio"]["std"] * 2.0}}
+    restored = MuseDataModule(store, "wild", FEATURES, audio=True, normalize_audio=True)
+    restored.load_state_dict({"normalization": moved})
+    np.testing.assert_allclose(restored.dataset("devel")[0]["audio"],
+                               (heard - samples.mean() - 0.5) / (2 * samples.std()),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(MuseError, match="statistics are for .*audio"):
+        raw.load_state_dict({"normalization": moved})
+    with pytest.raises(ValueError, match="audio=True"):
+        MuseDataModule(store, "wild", FEATURES, normalize_audio=True)
+
+
+def test_an_end2you_checkpoint_without_audio_statistics_reads_its_audio_raw(demo_stores, tmp_path):
+    """A checkpoint saved before `normalize_audio` existed (no such hyperparameter, no audio
+    statistics) still loads, and its datamodule reads the samples as the model was trained on
+    them; a newer one applies its saved audio statistics."""
+    store = str(demo_stores["wild"])
+    dm = MuseDataModule(store, "wild", [], audio=True, normalize_audio=True, batch_size=2,
+                        eval_window=50)
+    module = MuseModule({"_target_": "muse.models.end2you.End2You", "hidden_size": 8,
+                         "audio_samples": dm.audio_samples_per_step}, 0, "wild",
+                        target_specs(dm), list(dm.spec.scored), ADAM)
+    trainer = make_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(module, dm)
+    new = tmp_path / "new.ckpt"
+    trainer.save_checkpoint(new)
+    saved = torch.load(new, weights_only=True)
+    assert set(saved["MuseDataModule"]["normalization"]) == {"", "audio"}
+    del saved["datamodule_hyper_parameters"]["normalize_audio"]
+    del saved["MuseDataModule"]["normalization"]["audio"]
+    old = tmp_path / "old.ckpt"
+    torch.save(saved, old)
+
+    heard = MuseDataModule(store, "wild", [], audio=True, eval_window=50).dataset("devel")[0]
+    restored = MuseDataModule.load_from_checkpoint(old)
+    assert not restored.normalize_audio
+    np.testing.assert_array_equal(restored.dataset("devel")[0]["audio"], heard["audio"])
+    standardised = MuseDataModule.load_from_checkpoint(new)
+    statistics = standardised.state_dict()["normalization"]["audio"]
+    np.testing.assert_allclose(standardised.dataset("devel")[0]["audio"],
+                               (heard["audio"] - statistics["mean"].numpy())
+                               / statistics["std"].numpy(), rtol=1e-5, atol=1e-5)

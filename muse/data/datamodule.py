@@ -7,10 +7,12 @@ are described in `muse.data.datasets` (topic with `alignment="unaligned"`: every
 at its own rows and length, `muse.data.unaligned`).
 
 Features are standardised by default with train-partition statistics (`muse.data.normalization`),
-fitted once in `setup`. They are the module's state: Lightning saves `state_dict()` in every
-checkpoint and `MuseDataModule.load_from_checkpoint` hands it back through `load_state_dict`,
-so a datamodule rebuilt from a checkpoint (evaluate.py, also on another store) applies the
-statistics the model was trained with and never refits them on the data it predicts.
+fitted once in `setup`; with `normalize_audio`, the raw audio too, by one mean and std of the
+train partition's samples (End2You). They are the module's state: Lightning saves
+`state_dict()` in every checkpoint and `MuseDataModule.load_from_checkpoint` hands it back
+through `load_state_dict`, so a datamodule rebuilt from a checkpoint (evaluate.py, also on
+another store) applies the statistics the model was trained with and never refits them on the
+data it predicts.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ from muse.data.unaligned import (
 )
 from muse.errors import MuseError, StoreError
 from muse.package.layout import EMOTION_CLASSES, STEP_MS, TOPIC_NAMES
-from muse.store.reader import Store
+from muse.store.reader import Audio, Store
 from muse.tasks import ALL_PARTITIONS, TASKS
 
 CONTINUOUS_TABLE = "label_aligned"
+AUDIO_STATISTICS = "audio"  # the raw audio's entry among the normalisation statistics
 TOPIC_ALIGNMENT = "egemaps_aligned"
 
 
@@ -76,6 +79,9 @@ class MuseDataModule(pl.LightningDataModule):
         normalize: standardise features with train statistics (per feature set for
             `unaligned`); a checkpoint's saved statistics win (`load_state_dict`).
         audio: add the raw audio of each step (wild, trust; End2You).
+        normalize_audio: standardise that audio with the mean and std of the train
+            partition's samples, saved and restored like the feature statistics (default
+            off: the samples as they are, in [-1, 1], as checkpoints made before it read them).
         memory_budget_mb: features, then audio, are held in memory while they fit; the
             rest is read from the file per item.
         seed: seed of the training shuffle.
@@ -99,6 +105,7 @@ class MuseDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         normalize: bool = True,
         audio: bool = False,
+        normalize_audio: bool = False,
         memory_budget_mb: float = 2048,
         seed: int = 0,
         unaligned_lengths: Mapping[str, int] | None = None,
@@ -133,6 +140,8 @@ class MuseDataModule(pl.LightningDataModule):
                 )
             if audio:
                 raise ValueError("audio=True is for the continuous tasks (wild, trust)")
+        if normalize_audio and not audio:
+            raise ValueError("normalize_audio=True standardises the raw audio: set audio=True")
         self.window, self.hop, self.eval_window = window, hop, eval_window
         self.segment_length = segment_length
         self.unaligned_lengths = unaligned_lengths
@@ -141,6 +150,7 @@ class MuseDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.normalize = normalize
         self.audio = audio
+        self.normalize_audio = normalize_audio
         self.memory_budget_mb = memory_budget_mb
         self.seed = seed
         self._store: Store | None = None
@@ -233,24 +243,42 @@ class MuseDataModule(pl.LightningDataModule):
                 train = store.videos("train")
                 normalizer = Normalizer.fit(rows, offsets[train], offsets[train + 1])
             self.normalizers = {self._fused_name: normalizer}
-        build = self._sequences if self.spec.continuous else self._segments
-        self._training, self._evaluation = build(store, rows, normalizer)
+        if self.spec.continuous:
+            audio = store.audio() if self.audio else None
+            self._training, self._evaluation = self._sequences(
+                store, rows, normalizer, audio, self._audio_normalizer(store, audio, saved))
+        else:
+            self._training, self._evaluation = self._segments(store, rows, normalizer)
         # Everything needed is read: close the handle so forked workers inherit none.
         store.close()
 
     # -- normalisation statistics: part of the trained model --------------------------------
+
+    def _audio_normalizer(self, store: Store, audio: Audio | None,
+                          saved: dict[str, Normalizer]) -> Normalizer | None:
+        """The raw audio's mean and std: the checkpoint's, or fitted on the train videos."""
+        if not self.normalize_audio:
+            return None
+        normalizer = saved.get(AUDIO_STATISTICS)
+        if normalizer is None:
+            train = store.videos("train")
+            normalizer = Normalizer.fit(audio, audio.offsets[train], audio.offsets[train + 1])
+        self.normalizers[AUDIO_STATISTICS] = normalizer
+        return normalizer
 
     @property
     def _fused_name(self) -> str:
         return "+".join(self.features)
 
     def _expected_normalizers(self) -> dict[str, int]:
-        """{name: width} of the statistics this module applies: the fused row, or each set."""
+        """{name: width} of the statistics this module applies: the fused row, or each set;
+        and the audio's."""
+        expected = {AUDIO_STATISTICS: 1} if self.normalize_audio else {}
         if not self.normalize:
-            return {}
+            return expected
         if self.table == UNALIGNED:
             return dict(self.feature_dims)
-        return {self._fused_name: self.feature_dim}
+        return {self._fused_name: self.feature_dim, **expected}
 
     def _saved_normalizers(self) -> dict[str, Normalizer]:
         """The checkpoint's statistics, checked against this module's features and store."""
@@ -271,7 +299,7 @@ class MuseDataModule(pl.LightningDataModule):
 
     def state_dict(self) -> dict:
         """The normalisation statistics, which Lightning saves in every checkpoint."""
-        if self.normalize:
+        if self.normalize or self.normalize_audio:
             self.setup()
         if not self.normalizers:
             return {}
@@ -300,7 +328,7 @@ class MuseDataModule(pl.LightningDataModule):
 
     # -- datasets of each task ----------------------------------------------------------------
 
-    def _sequences(self, store: Store, rows, normalizer):
+    def _sequences(self, store: Store, rows, normalizer, audio, audio_normalizer):
         offsets = store.read(f"{self.table}/video_offsets")
         labels = np.stack(
             [store.read(f"{self.table}/labels/{t}") for t in self.targets], axis=1
@@ -308,7 +336,7 @@ class MuseDataModule(pl.LightningDataModule):
         shared = dict(
             rows=rows, labels=labels, timestamps=store.read(f"{self.table}/timestamp"),
             video_ids=store.video_ids, normalizer=normalizer,
-            audio=store.audio() if self.audio else None,
+            audio=audio, audio_normalizer=audio_normalizer,
         )
         training = SequenceDataset(
             make_windows(offsets, store.videos("train"), self.window, self.hop), **shared

@@ -96,6 +96,7 @@ class SequenceDataset(Dataset):
         video_ids: np.ndarray,
         normalizer: Normalizer | None = None,
         audio: Audio | None = None,
+        audio_normalizer: Normalizer | None = None,
     ) -> None:
         self.windows = windows
         self.rows = rows
@@ -104,6 +105,7 @@ class SequenceDataset(Dataset):
         self.video_ids = video_ids  # (V,) int64
         self.normalizer = normalizer
         self.audio = audio
+        self.audio_normalizer = audio_normalizer
 
     def __len__(self) -> int:
         return len(self.windows.start)
@@ -123,6 +125,8 @@ class SequenceDataset(Dataset):
         }
         if self.audio is not None:
             item["audio"] = self.audio.steps(video, item["timestamp"])
+            if self.audio_normalizer is not None:
+                item["audio"] = self.audio_normalizer(item["audio"])
         return item
 
 

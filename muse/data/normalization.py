@@ -1,4 +1,5 @@
-"""Per-dimension standardisation of the features, fitted on train rows only.
+"""Per-dimension standardisation of the features (and one mean and std of the raw audio),
+fitted on train rows only.
 
 The statistics come from the train partition alone, so devel and test never leak into them;
 they are applied to each item as it is read, so the store (in memory or on disk) stays raw.
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from muse.store.reader import MemoryRows, StreamedRows
+from muse.store.reader import Audio, MemoryRows, StreamedRows
 
 
 class Normalizer:
@@ -26,7 +27,8 @@ class Normalizer:
 
     @classmethod
     def fit(
-        cls, rows: MemoryRows | StreamedRows, starts: Sequence[int], stops: Sequence[int]
+        cls, rows: MemoryRows | StreamedRows | Audio, starts: Sequence[int],
+        stops: Sequence[int],
     ) -> Normalizer:
         """Mean and population std (ddof 0) over the row ranges `[starts[i], stops[i])`.
 

@@ -326,6 +326,14 @@ class Audio:
             flat[at:run_stop * width] = 0.0  # past the end of the signal
         return out
 
+    dim = 1  # as a one-column row table (`read`), what `Normalizer.fit` reads
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples `[start, stop)` of the whole signal, in [-1, 1), as a (n, 1) float32 column."""
+        pieces = self._samples(start, stop)
+        column = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int16)
+        return (column.astype(np.float32) * _SCALE)[:, None]
+
     def _samples(self, start: int, stop: int) -> list[np.ndarray]:
         """Samples `[start, stop)` as consecutive int16 pieces, without copying them."""
         if self.samples is not None:
