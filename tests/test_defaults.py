@@ -97,11 +97,13 @@ def test_the_paper_settings_stay_one_word_away(tmp_path: Path, overrides: list[s
 def test_mmt_defaults_learn_topics_from_the_learning_package(learning_package,
                                                              tmp_path: Path) -> None:
     """`python train.py task=topic model=mmt` trains three models, one per target, of up to 20
-    epochs each: about 8 s of one core an epoch here (45 attention layers a step; dropout's
-    random draws take a quarter of it), so the three take about 8 minutes of CPU time (15 min
-    on the shared cores). The topic model alone, at the defaults otherwise, is what is trained
-    here: the topics are what the session demo cannot teach and the emotions' 31 devel
-    segments make too noisy a measure (arousal moves by +-10 from one epoch to the next).
+    epochs each: about 9 s of one core an epoch here, nine tenths of it the six training steps
+    (45 attention layers each; dropout's random draws alone take a quarter of a step), so the
+    three took 8 minutes of CPU time (15 minutes on the shared cores). The topic model alone,
+    at the defaults otherwise, is trained here (20 epochs, no early stop: it is still
+    improving; 3 minutes of CPU, 6 on the shared cores): the topics are what the session demo
+    cannot teach, and the emotions' 31 devel segments make too noisy a measure (arousal moves
+    by +-10 from one epoch to the next).
 
     Measured (best devel epoch of 20; majority class 18.3): topic score 82.2 at the default
     Adam 3e-3 (56.8 by epoch 5, 65.0 by epoch 9); 48.4 at the paper's 1e-3, the default before.
