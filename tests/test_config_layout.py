@@ -56,7 +56,7 @@ def test_no_training_setting_is_left_in_the_model_node(model: str) -> None:
     (("task=topic",), (60, 1.0, 15, 20, 10, True, 3e-3)),  # conf/model_task/lstm_att_topic
     (("model=e2e",), (10, None, 8, 2, 50, True, 1e-3)),
     (("task=trust", "model=e2e_multitask"), (10, None, 8, 2, 50, True, 1e-3)),
-    (("task=topic", "model=mmt"), (20, 0.8, 8, 16, 50, True, 1e-3)),
+    (("task=topic", "model=mmt"), (20, 0.8, 8, 16, 50, True, 3e-3)),
     (("task=topic", "model=albert"), (3, 1.0, 3, 12, 50, False, 1e-5)),
     # the paper's settings over them, by experiment and by sweep row
     (("experiment=paper/lstm_att_wild",), (15, 1.0, 10, 50, 50, True, 1e-4)),
@@ -69,7 +69,7 @@ def test_no_training_setting_is_left_in_the_model_node(model: str) -> None:
     (("experiment=paper/lstm_att_topic", "trainer.max_epochs=3", "data.batch_size=7",
       "callbacks.early_stopping.patience=2", "data.hop=5"), (3, 1.0, 2, 7, 5, True, 1e-4)),
     (("task=topic", "model=mmt", "trainer.gradient_clip_val=0.5"),
-     (20, 0.5, 8, 16, 50, True, 1e-3)),
+     (20, 0.5, 8, 16, 50, True, 3e-3)),
 ])
 def test_each_model_brings_its_settings_and_what_comes_later_wins(overrides, expected) -> None:
     assert settings(compose_train(*overrides)) == expected
