@@ -29,7 +29,7 @@ def children(client: MlflowClient, run) -> dict[str, object]:
 
 def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
                               tmp_path: Path) -> None:
-    overrides = [f"data.dir={demo_stores['topic'].parent}", "task=topic", "+model.per_target=true",
+    overrides = [f"data.dir={demo_stores['topic'].parent}", "task=topic", "model.per_target=true",
                  "data.batch_size=8", "model.optimizer.lr=3e-3", "trainer.max_epochs=2",
                  "trainer.enable_progress_bar=false"]
     cfg = compose(*overrides, root=tmp_path)

@@ -53,8 +53,9 @@ class Trained:
     def wild(self) -> str:  # LSTM + self-attention on eGeMAPS + fastText (the default run)
         return self.run("wild", *QUICK)
 
-    def topic(self) -> str:  # the LSTM on MuSe-Topic, eGeMAPS + fastText
-        return self.run("topic", *QUICK, "task=topic", "+trainer.limit_train_batches=2")
+    def topic(self) -> str:  # the LSTM on MuSe-Topic, eGeMAPS + fastText, one multitask model
+        return self.run("topic", *QUICK, "task=topic", "model.per_target=false",
+                        "+trainer.limit_train_batches=2")
 
     def svm(self) -> str:
         return self.run("svm", "task=topic", "model=svm", "model.Cs=[0.01,0.1]", "model.scale=true",
