@@ -25,6 +25,7 @@ from muse.package.extract import extract_package
 from muse.predict import PredictError, predict_run
 from muse.runs.evaluation import evaluate_module
 from muse.runs.evaluation import predict as predict_partition
+from muse.runs.tracking import split_checkpoints
 from muse.runs.train import train
 from muse.store.prepare import prepare
 from muse.store.reader import Store
@@ -55,6 +56,10 @@ class Trained:
 
     def topic(self) -> str:  # the LSTM on MuSe-Topic, eGeMAPS + fastText, one multitask model
         return self.run("topic", *QUICK, "task=topic", "model.per_target=false",
+                        "+trainer.limit_train_batches=2")
+
+    def topic_per_target(self) -> str:  # the same at the defaults: one model per target
+        return self.run("topic_per_target", *QUICK, "task=topic",
                         "+trainer.limit_train_batches=2")
 
     def svm(self) -> str:
@@ -221,6 +226,34 @@ def test_the_topic_lstm_gives_the_classes_of_its_logits_with_their_softmax(
         np.testing.assert_allclose(probabilities, torch.softmax(logits[target], 1).numpy(),
                                    atol=1e-6)
         assert frame[f"prediction_{target}"].tolist() == logits[target].argmax(1).tolist()
+
+
+def test_a_run_of_one_model_per_target_predicts_each_target_with_its_own_model(
+        runs: Trained, media: dict[str, Path], package: Path, tmp_path: Path) -> None:
+    """MuSe-Topic's LSTM default: three checkpoints, merged into one file per video."""
+    run_id = runs.topic_per_target()
+    tags = MlflowClient(runs.tracking_uri).get_run(run_id).data.tags
+    checkpoints = [Path(p) for p in split_checkpoints(tags["muse.best_checkpoint"])]
+    assert len(checkpoints) == 3
+    written = predict_run(run_id, tmp_path / "out", media=[media["mp4"]],
+                          transcripts=media["transcripts"], fasttext_model=media["fasttext"],
+                          tracking_uri=runs.tracking_uri)
+    frame = pd.read_csv(written[0])
+    classes = {"topic": 10, "arousal": 3, "valence": 3}
+    for checkpoint in checkpoints:
+        module, data = loaded_on_package(checkpoint, package, tmp_path / checkpoint.parent.name,
+                                         "topic", ["egemaps", "fasttext"])
+        (spec,) = module.hparams.targets
+        target = spec["name"]
+        batch = next(iter(data.predict_dataloader("test")))
+        with torch.no_grad():
+            logits = module(batch)[target]
+        assert frame["segment_id"].tolist() == batch["segment_id"].tolist()
+        probabilities = frame[[f"probability_{target}_{k}" for k in range(classes.pop(target))]]
+        np.testing.assert_allclose(probabilities.to_numpy(), torch.softmax(logits, 1).numpy(),
+                                   atol=1e-6)
+        assert frame[f"prediction_{target}"].tolist() == logits.argmax(1).tolist()
+    assert not classes  # every target had its model
 
 
 def test_end2you_predicts_from_the_raw_audio(runs: Trained, media: dict[str, Path],
