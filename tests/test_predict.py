@@ -241,8 +241,9 @@ def test_a_run_of_one_model_per_target_predicts_each_target_with_its_own_model(
     frame = pd.read_csv(written[0])
     classes = {"topic": 10, "arousal": 3, "valence": 3}
     for checkpoint in checkpoints:
-        module, data = loaded_on_package(checkpoint, package, tmp_path / checkpoint.parent.name,
-                                         "topic", ["egemaps", "fasttext"])
+        # One store for the three: prepare does no work when the package is unchanged.
+        module, data = loaded_on_package(checkpoint, package, tmp_path / "data", "topic",
+                                         ["egemaps", "fasttext"])
         (spec,) = module.hparams.targets
         target = spec["name"]
         batch = next(iter(data.predict_dataloader("test")))

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from muse.models.noise import training_noise
+
 
 class AudioCNN(nn.Module):
     """(N, samples) raw audio -> (N, output_dim): conv + ReLU + max-pool + dropout blocks."""
@@ -89,9 +91,8 @@ class End2You(nn.Module):
         audio, mask = batch["audio"], batch["mask"].to(torch.bool)
         steps = audio.shape[1]
         heard = self.audio_cnn(audio.flatten(0, 1)).unflatten(0, audio.shape[:2])
-        features = batch["features"].to(heard.dtype)
-        if self.training and self.input_noise > 0:
-            features = features + self.input_noise * torch.randn_like(features)
+        features = training_noise(batch["features"].to(heard.dtype), self.input_noise,
+                                  self.training)
         inputs = torch.cat([heard, features], dim=-1)
         lengths = mask.sum(dim=1).clamp_min(1).cpu()  # an empty item reads one padded step
         packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from muse.models.noise import training_noise
+
 POOLINGS = (None, "max")
 
 
@@ -56,8 +58,7 @@ class LSTMSelfAttention(nn.Module):
         lengths = mask.sum(dim=1)
         if not torch.equal(mask, torch.arange(steps, device=mask.device) < lengths[:, None]):
             raise ValueError("the mask must mark the real steps first, then the padding")
-        if self.training and self.input_noise > 0:
-            features = features + self.input_noise * torch.randn_like(features)
+        features = training_noise(features, self.input_noise, self.training)
         # An empty item (a segment without rows) is read as one padding step; it is masked below.
         packed = pack_padded_sequence(
             features, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False

@@ -281,6 +281,8 @@ class StreamedRows:
 class Audio:
     """The samples of each label step: step `t` ms is `[t*rate/1000, (t+250)*rate/1000)`."""
 
+    dim = 1  # as a one-column row table (`read`), what `Normalizer.fit` reads
+
     def __init__(
         self, store: Store, offsets: np.ndarray, rate: int, samples: np.ndarray | None
     ) -> None:
@@ -325,8 +327,6 @@ class Audio:
                     at += len(piece)
             flat[at:run_stop * width] = 0.0  # past the end of the signal
         return out
-
-    dim = 1  # as a one-column row table (`read`), what `Normalizer.fit` reads
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples `[start, stop)` of the whole signal, in [-1, 1), as a (n, 1) float32 column."""
