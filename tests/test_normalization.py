@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from handmade_package import write_package
 from test_module import ADAM, FEATURES, make_module, make_trainer, target_specs
 
 from muse.data.datamodule import CONTINUOUS_TABLE, MuseDataModule
@@ -17,6 +18,7 @@ from muse.data.normalization import Normalizer
 from muse.errors import MuseError
 from muse.module import MuseModule
 from muse.runs.evaluate import evaluate_checkpoint
+from muse.store.prepare import prepare
 from muse.store.reader import Store
 
 pytestmark = pytest.mark.slow  # trains with and without normalisation
@@ -204,3 +206,18 @@ def test_an_end2you_checkpoint_without_audio_statistics_reads_its_audio_raw(demo
     np.testing.assert_allclose(standardised.dataset("devel")[0]["audio"],
                                (heard["audio"] - statistics["mean"].numpy())
                                / statistics["std"].numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow  # prepares a package
+def test_audio_statistics_of_a_hand_written_package_are_its_wav_files(tmp_path):
+    """Per-segment 16 kHz wav files as the challenge ships them (not written by `muse synth`):
+    train video 11 holds a 440 Hz sine at amplitude 0.3, then 0.6, so its samples have mean 0
+    and std sqrt((0.3^2 + 0.6^2) / 4) = 0.335 after prepare resamples them to 8 kHz."""
+    package = write_package(tmp_path / "muse2020")
+    store = prepare(package, tmp_path / "data", tasks=["wild"], features=["egemaps"])["wild"]
+    dm = MuseDataModule(str(store), "wild", ["egemaps"], audio=True, normalize_audio=True,
+                        window=8, hop=8)
+    dm.setup()
+    statistics = dm.normalizers["audio"]
+    assert abs(float(statistics.mean[0])) < 1e-3
+    assert float(statistics.std[0]) == pytest.approx(np.sqrt((0.3**2 + 0.6**2) / 4), rel=0.02)
