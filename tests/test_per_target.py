@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from composing import compose
 from mlflow.tracking import MlflowClient
@@ -79,3 +80,20 @@ def test_one_model_per_target(demo_package: Path, demo_stores: dict[str, Path],
     assert after == {"topic": history["topic"], "arousal": history["arousal"],
                      "valence": history["valence"] + 3 - done}
     assert sorted(children(client, run)) == sorted(TARGETS)  # no new child runs
+
+
+def test_a_target_model_is_the_one_a_run_of_that_target_alone_trains(
+        demo_stores: dict[str, Path], tmp_path: Path) -> None:
+    """Each model starts from the run's seed: the valence model after an arousal model is the
+    one a run of valence alone trains, whatever the arousal model drew from the random stream."""
+    overrides = [f"data.dir={demo_stores['topic'].parent}", "task=topic", "model.per_target=true",
+                 "data.batch_size=8", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
+    after = train(compose(*overrides, "+model.targets=[arousal,valence]", root=tmp_path / "after"))
+    alone = train(compose(*overrides, "+model.targets=[valence]", root=tmp_path / "alone"))
+
+    def valence(result) -> pd.DataFrame:
+        frame = pd.read_csv(Path(result.predictions) / "devel.csv")
+        return frame[[c for c in frame.columns if "valence" in c or not c.startswith("pred")]]
+
+    assert len(valence(alone).columns) > 2  # keys and the valence prediction
+    pd.testing.assert_frame_equal(valence(after), valence(alone))

@@ -188,6 +188,10 @@ class Fit:
 
     def run(self, out: Path) -> None:
         cfg = self.cfg
+        # Each model starts from the run's seed, so a target's model of a per-target run is the
+        # one a run of that target alone trains: it does not depend on how many draws the
+        # models before it took, or on whether they were trained now or by an earlier attempt.
+        pl.seed_everything(cfg.seed, workers=True)
         datamodule = build_datamodule(cfg, self.store, self.targets)
         module = build_module(cfg, datamodule)
         callbacks = build_callbacks(cfg, self.ckpt_dir)
