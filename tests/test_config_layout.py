@@ -53,7 +53,7 @@ def test_no_training_setting_is_left_in_the_model_node(model: str) -> None:
 @pytest.mark.parametrize(("overrides", "expected"), [
     # (max_epochs, clip, patience, batch, hop, normalize, lr): each model's own defaults
     ((), (60, 1.0, 15, 50, 10, True, 3e-3)),
-    (("task=topic",), (100, 1.0, 30, 20, 10, True, 3e-3)),  # conf/model_task/lstm_att_topic
+    (("task=topic",), (100, 1.0, 30, 10, 10, True, 3e-3)),  # conf/model_task/lstm_att_topic
     (("model=e2e",), (10, None, 8, 2, 50, True, 1e-3)),
     (("task=trust", "model=e2e_multitask"), (10, None, 8, 2, 50, True, 1e-3)),
     (("task=topic", "model=mmt"), (20, 0.8, 8, 16, 50, True, 3e-3)),
