@@ -19,20 +19,14 @@ from test_module import FEATURES, fit
 from test_mult import topic_majority_score
 
 from muse.data.datamodule import MuseDataModule
+from muse.runs.tracking import PARENT_TAG, TARGET_TAG
 from muse.runs.train import train
 
 pytestmark = pytest.mark.slow  # trains the baselines at their defaults
 
 QUIET = ["trainer.enable_progress_bar=false"]
-# Devel task scores of a model that learned nothing: CCC 0; topic, the majority class's mean
-# of topic and emotion scores is below 25 (tests/test_module.py: majority_score).
-LEARNED = {"wild": 0.2, "trust": 0.2, "topic": 40.0}
-
-
-def task_score(task: str, devel: dict) -> float:
-    if task == "topic":
-        return (devel["topic_score"] + devel["emotion_score"]) / 2
-    return devel["score"]
+# Devel CCC of a model that learned nothing: 0.
+LEARNED_CCC = 0.2
 
 
 @pytest.mark.parametrize(("task", "model", "extra"), [
@@ -48,17 +42,31 @@ def test_defaults_learn_the_demo(demo_stores: dict[str, Path], tmp_path: Path, t
                   data=demo_stores[task].parent)
     assert cfg.data.normalize
     result = train(cfg)
-    assert task_score(task, result.devel) >= LEARNED[task], result.devel
+    assert result.devel["score"] >= LEARNED_CCC, result.devel
 
 
 def test_topic_defaults_learn_a_package_with_enough_segments(
         learning_package, tmp_path: Path) -> None:
-    """The session demo has 9 devel segments; the learning package about 25 of 10 topics."""
+    """The session demo has 9 devel segments; the learning package 31, of 10 topics.
+
+    The defaults train one model per target, each from the run's seed, so the topic and
+    valence models here are those of a default run (tests/test_per_target.py). The arousal
+    model, trained with the same settings, is left out: 100 of the test's 300 s. A default run
+    reached topic 100, valence 68.0, arousal 74.1; chance: about 10 and 33.
+    """
     stores, _ = learning_package
-    cfg = compose("task=topic", "model=lstm_att", *QUIET, root=tmp_path,
-                  data=stores["topic"].parent)
+    cfg = compose("task=topic", "model=lstm_att", "+model.targets=[topic,valence]", *QUIET,
+                  root=tmp_path, data=stores["topic"].parent)
     result = train(cfg)
-    assert task_score("topic", result.devel) >= LEARNED["topic"], result.devel
+    client = MlflowClient(cfg.logger.tracking_uri)
+    parent = client.get_run(result.run_id)
+    best = {}
+    for child in client.search_runs([parent.info.experiment_id],
+                                    filter_string=f"tags.`{PARENT_TAG}` = '{result.run_id}'"):
+        target = child.data.tags[TARGET_TAG]
+        history = client.get_metric_history(child.info.run_id, f"devel/{target}/score")
+        best[target] = max(metric.value for metric in history)
+    assert best["topic"] >= 60 and best["valence"] >= 50, best
 
 
 def test_unnormalised_lstm_fails_where_the_normalised_one_learns(demo_stores):
