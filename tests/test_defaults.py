@@ -17,9 +17,9 @@ from composing import compose
 from mlflow.tracking import MlflowClient
 from test_module import FEATURES, fit
 from test_mult import topic_majority_score
+from test_per_target import children
 
 from muse.data.datamodule import MuseDataModule
-from muse.runs.tracking import PARENT_TAG, TARGET_TAG
 from muse.runs.train import train
 
 pytestmark = pytest.mark.slow  # trains the baselines at their defaults
@@ -59,13 +59,9 @@ def test_topic_defaults_learn_a_package_with_enough_segments(
                   root=tmp_path, data=stores["topic"].parent)
     result = train(cfg)
     client = MlflowClient(cfg.logger.tracking_uri)
-    parent = client.get_run(result.run_id)
-    best = {}
-    for child in client.search_runs([parent.info.experiment_id],
-                                    filter_string=f"tags.`{PARENT_TAG}` = '{result.run_id}'"):
-        target = child.data.tags[TARGET_TAG]
-        history = client.get_metric_history(child.info.run_id, f"devel/{target}/score")
-        best[target] = max(metric.value for metric in history)
+    best = {target: max(metric.value for metric in client.get_metric_history(
+                child.info.run_id, f"devel/{target}/score"))
+            for target, child in children(client, client.get_run(result.run_id)).items()}
     assert best["topic"] >= 60 and best["valence"] >= 50, best
 
 

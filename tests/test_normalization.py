@@ -208,7 +208,6 @@ def test_an_end2you_checkpoint_without_audio_statistics_reads_its_audio_raw(demo
                                / statistics["std"].numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.slow  # prepares a package
 def test_audio_statistics_of_a_hand_written_package_are_its_wav_files(tmp_path):
     """Per-segment 16 kHz wav files as the challenge ships them (not written by `muse synth`):
     train video 11 holds a 440 Hz sine at amplitude 0.3, then 0.6, so its samples have mean 0
